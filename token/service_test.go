@@ -1,0 +1,326 @@
+package token_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenmq/tokenmq/token"
+	"github.com/tokenmq/tokenmq/token/boltstore"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func newService(t *testing.T) (*token.Service, *clock) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := boltstore.Open(filepath.Join(dir, boltstore.FileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kr, err := token.LoadOrCreateKeyring(filepath.Join(dir, "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+	svc, err := token.NewService(st, kr, token.ServiceConfig{Instances: []string{"inst-a", "inst-b"}, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, clk
+}
+
+func apply(t *testing.T, svc *token.Service, clk *clock, inst string, ttl time.Duration, resources ...string) (string, *token.Record) {
+	t.Helper()
+	tok, rec, err := svc.Apply(context.Background(), token.ApplyRequest{
+		InstanceID: inst, AccessKeyID: "AK1", Resources: resources, Actions: token.ActionReadWrite,
+		ExpireTime: clk.Now().Add(ttl),
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	return tok, rec
+}
+
+func TestApplyQueryRevoke(t *testing.T) {
+	svc, clk := newService(t)
+	ctx := context.Background()
+	tok, rec := apply(t, svc, clk, "inst-a", time.Hour, "b/#", "a/+", "b/#")
+	if want := []string{"a/+", "b/#"}; !slices.Equal(rec.Resources, want) {
+		t.Fatalf("resources %q, want sorted and de-duplicated %q", rec.Resources, want)
+	}
+	got, err := svc.Query(ctx, "inst-a", tok)
+	if err != nil || got.ID != rec.ID || got.AccessKeyID != "AK1" {
+		t.Fatalf("Query = %+v, %v", got, err)
+	}
+	if _, err := svc.Query(ctx, "inst-b", tok); !errors.Is(err, token.ErrWrongInstance) {
+		t.Fatalf("Query on another instance = %v, want ErrWrongInstance", err)
+	}
+	if _, err := svc.Query(ctx, "inst-z", tok); !errors.Is(err, token.ErrInstanceNotServed) {
+		t.Fatalf("Query on an unserved instance = %v, want ErrInstanceNotServed", err)
+	}
+	if _, err := svc.Revoke(ctx, "inst-a", tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Query(ctx, "inst-a", tok); !errors.Is(err, token.ErrRevoked) {
+		t.Fatalf("Query after revoke = %v, want ErrRevoked", err)
+	}
+	again, err := svc.Revoke(ctx, "inst-a", tok)
+	if err != nil || !again.Revoked {
+		t.Fatalf("second Revoke = %+v, %v; want idempotent success", again, err)
+	}
+}
+
+func TestQueryExpiry(t *testing.T) {
+	svc, clk := newService(t)
+	tok, _ := apply(t, svc, clk, "inst-a", time.Minute, "a")
+	clk.Advance(time.Minute - time.Millisecond)
+	if _, err := svc.Query(context.Background(), "inst-a", tok); err != nil {
+		t.Fatalf("1 ms before expiry: %v", err)
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := svc.Query(context.Background(), "inst-a", tok); !errors.Is(err, token.ErrExpired) {
+		t.Fatalf("at expiry: %v, want ErrExpired", err)
+	}
+}
+
+func TestApplyExpireTimeRules(t *testing.T) {
+	svc, clk := newService(t)
+	ctx := context.Background()
+	req := func(ttl time.Duration) token.ApplyRequest {
+		return token.ApplyRequest{InstanceID: "inst-a", Resources: []string{"a"}, Actions: token.ActionRead, ExpireTime: clk.Now().Add(ttl)}
+	}
+	var pe *token.ParamError
+	if _, _, err := svc.Apply(ctx, req(59*time.Second+999*time.Millisecond)); !errors.As(err, &pe) || pe.Param != "ExpireTime" {
+		t.Fatalf("59.999 s ahead: %v, want ParamError ExpireTime", err)
+	}
+	if _, rec, err := svc.Apply(ctx, req(60*time.Second)); err != nil || !rec.ExpireTime.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("60 s ahead: %+v, %v", rec, err)
+	}
+	_, rec, err := svc.Apply(ctx, req(365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := clk.Now().Add(token.DefaultMaxTTL); !rec.ExpireTime.Equal(want) {
+		t.Fatalf("a year ahead: expires %v, want capped to %v", rec.ExpireTime, want)
+	}
+}
+
+func TestNormalizeResources(t *testing.T) {
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = fmt.Sprintf("t/%d", i)
+	}
+	for _, tc := range []struct {
+		name    string
+		in      []string
+		want    []string
+		wantErr string
+	}{
+		{"sorted and deduplicated", []string{"c", "a/#", "b/+/c", "a/#"}, []string{"a/#", "b/+/c", "c"}, ""},
+		{"empty levels are MQTT-valid", []string{"/", "a//b", "/+"}, []string{"/", "/+", "a//b"}, ""},
+		{"100 is the limit", many[:100], nil, ""},
+		{"none", nil, nil, "no topic filter given"},
+		{"101", many, nil, "101 topic filters given"},
+		{"empty item", []string{"a", ""}, nil, `topic filter 2 ("") is empty`},
+		{"hash not last", []string{"a/#/b"}, nil, "'#'"},
+		{"hash inside level", []string{"a/b#"}, nil, "'#'"},
+		{"plus inside level", []string{"a/b+"}, nil, "'+'"},
+		{"NUL", []string{"a\x00b"}, nil, "NUL"},
+		{"bad UTF-8", []string{"a/\xff"}, nil, "UTF-8"},
+		{"too long", []string{strings.Repeat("a", 65536)}, nil, "65535"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := token.NormalizeResources(tc.in)
+			if tc.wantErr != "" {
+				var pe *token.ParamError
+				if !errors.As(err, &pe) || pe.Param != "Resources" || !strings.Contains(pe.Msg, tc.wantErr) {
+					t.Fatalf("err = %v, want Resources error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != nil && !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseActions(t *testing.T) {
+	for in, want := range map[string]token.Actions{"R": token.ActionRead, "W": token.ActionWrite, "R,W": token.ActionReadWrite, "W,R": token.ActionReadWrite} {
+		if got, err := token.ParseActions(in); err != nil || got != want {
+			t.Errorf("ParseActions(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "RW", "r", "R,", ",R", "R,R", "R,W,R", "R, W", "X", "R;W"} {
+		if _, err := token.ParseActions(in); err == nil {
+			t.Errorf("ParseActions(%q) accepted", in)
+		}
+	}
+}
+
+func TestRevokeRejectsForeignStrings(t *testing.T) {
+	svc, clk := newService(t)
+	tok, _ := apply(t, svc, clk, "inst-a", time.Hour, "a")
+	var pe *token.ParamError
+	for name, s := range map[string]string{"garbage": "not-a-token", "altered": tok[:40] + "x" + tok[41:]} {
+		if _, err := svc.Revoke(context.Background(), "inst-a", s); !errors.As(err, &pe) || pe.Param != "Token" {
+			t.Errorf("%s: Revoke = %v, want ParamError Token", name, err)
+		}
+	}
+	if _, err := svc.Revoke(context.Background(), "inst-b", tok); !errors.As(err, &pe) {
+		t.Errorf("Revoke on another instance = %v, want ParamError", err)
+	}
+	if _, err := svc.Query(context.Background(), "inst-a", tok); err != nil {
+		t.Fatalf("token was revoked by a rejected call: %v", err)
+	}
+}
+
+func TestListPages(t *testing.T) {
+	svc, clk := newService(t)
+	ctx := context.Background()
+	var want []token.ID
+	for range 7 {
+		_, rec := apply(t, svc, clk, "inst-a", time.Hour, "a")
+		want = append(want, rec.ID)
+		clk.Advance(time.Millisecond)
+	}
+	apply(t, svc, clk, "inst-b", time.Hour, "a")
+	var got []token.ID
+	cursor := ""
+	for {
+		page, next, err := svc.List(ctx, "inst-a", 3, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			got = append(got, r.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	var pe *token.ParamError
+	if _, _, err := svc.List(ctx, "inst-a", 3, "garbage!"); !errors.As(err, &pe) || pe.Param != "NextToken" {
+		t.Fatalf("bad cursor: %v", err)
+	}
+	if _, _, err := svc.List(ctx, "inst-a", 101, ""); !errors.As(err, &pe) || pe.Param != "PageSize" {
+		t.Fatalf("page size 101: %v", err)
+	}
+}
+
+func TestCollectAfterGrace(t *testing.T) {
+	svc, clk := newService(t)
+	ctx := context.Background()
+	tok, rec := apply(t, svc, clk, "inst-a", time.Minute, "a")
+	clk.Advance(time.Minute + 23*time.Hour)
+	if n, err := svc.Collect(ctx); err != nil || n != 0 {
+		t.Fatalf("Collect inside the grace period: %d, %v", n, err)
+	}
+	if _, err := svc.Get(ctx, "inst-a", rec.ID); err != nil {
+		t.Fatalf("record gone inside the grace period: %v", err)
+	}
+	clk.Advance(2 * time.Hour)
+	if n, err := svc.Collect(ctx); err != nil || n != 1 {
+		t.Fatalf("Collect after the grace period: %d, %v", n, err)
+	}
+	if _, err := svc.Get(ctx, "inst-a", rec.ID); !errors.Is(err, token.ErrNotFound) {
+		t.Fatalf("record after collection: %v", err)
+	}
+	// A collected token stays invalid, and revoking it is still a success.
+	if _, err := svc.Query(ctx, "inst-a", tok); !token.IsDenied(err) {
+		t.Fatalf("Query of a collected token: %v", err)
+	}
+	if _, err := svc.Revoke(ctx, "inst-a", tok); err != nil {
+		t.Fatalf("Revoke of a collected token: %v", err)
+	}
+}
+
+func TestRevealGivesTheIssuedToken(t *testing.T) {
+	svc, clk := newService(t)
+	tok, rec := apply(t, svc, clk, "inst-a", time.Hour, "a")
+	got, err := svc.Reveal(rec)
+	if err != nil || got != tok {
+		t.Fatalf("Reveal = %q, %v; want the issued token", got, err)
+	}
+}
+
+// A copy of the store file alone must not let anyone connect: the file holds
+// neither the token nor its MAC tag, and minting needs the key file.
+func TestNoTokenAtRest(t *testing.T) {
+	dir := t.TempDir()
+	st, err := boltstore.Open(filepath.Join(dir, boltstore.FileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := token.LoadOrCreateKeyring(filepath.Join(dir, "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := token.NewService(st, kr, token.ServiceConfig{Instances: []string{"inst-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks []string
+	for range 20 {
+		tok, _, err := svc.Apply(context.Background(), token.ApplyRequest{
+			InstanceID: "inst-a", Resources: []string{"a"}, Actions: token.ActionRead, ExpireTime: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	st.Close()
+	file, err := os.ReadFile(filepath.Join(dir, boltstore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range toks {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag := raw[len(raw)-32:]
+		if bytes.Contains(file, []byte(tok)) || bytes.Contains(file, tag[:8]) {
+			t.Fatal("the store file contains a token or its MAC tag")
+		}
+	}
+	// A second service over a copy of the store but a different key file
+	// (what a thief of the store alone has) accepts none of the tokens.
+	stolen, err := boltstore.Open(filepath.Join(dir, boltstore.FileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stolen.Close()
+	otherKeys, _ := token.LoadOrCreateKeyring(filepath.Join(t.TempDir(), "keys.json"))
+	thief, _ := token.NewService(stolen, otherKeys, token.ServiceConfig{Instances: []string{"inst-a"}})
+	for _, tok := range toks {
+		if _, err := thief.Query(context.Background(), "inst-a", tok); !errors.Is(err, token.ErrForged) {
+			t.Fatalf("token accepted without the key file: %v", err)
+		}
+	}
+}
