@@ -1,0 +1,228 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// DefaultPageSize is the ListTokens page size when PageSize is not given.
+const DefaultPageSize = 20
+
+func (h *Handler) applyToken(ctx context.Context, c *call) (any, *Error) {
+	inst, e := h.instance(c)
+	if e != nil {
+		return nil, e
+	}
+	v, e := required(c.ps, "Resources", "Actions", "ExpireTime")
+	if e != nil {
+		return nil, e
+	}
+	acts, err := token.ParseActions(v[1])
+	if err != nil {
+		return nil, errorFor(err)
+	}
+	expMs, e := parseMillis("ExpireTime", v[2])
+	if e != nil {
+		return nil, e
+	}
+	tok, _, err := h.svc.Apply(ctx, token.ApplyRequest{
+		InstanceID: inst, AccessKeyID: c.key.ID, Name: c.ps.value("Name"),
+		Resources: strings.Split(v[0], ","), Actions: acts, ExpireTime: time.UnixMilli(expMs),
+	})
+	if err != nil {
+		return nil, h.serviceError("ApplyToken", err)
+	}
+	return ApplyTokenResponse{RequestId: c.requestID, Token: tok}, nil
+}
+
+// parseMillis parses a Unix time in milliseconds: decimal digits only.
+func parseMillis(name, s string) (int64, *Error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errInvalidParam(name, "%q is not a Unix time in milliseconds (decimal digits only).", clip(s, 32))
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > 1<<53 {
+		return 0, errInvalidParam(name, "%q is out of range for a Unix time in milliseconds.", clip(s, 32))
+	}
+	return n, nil
+}
+
+func (h *Handler) queryToken(ctx context.Context, c *call) (any, *Error) {
+	inst, e := h.instance(c)
+	if e != nil {
+		return nil, e
+	}
+	v, e := required(c.ps, "Token")
+	if e != nil {
+		return nil, e
+	}
+	rec, err := h.svc.Query(ctx, inst, v[0])
+	if token.IsDenied(err) {
+		return QueryTokenResponse{RequestId: c.requestID, TokenStatus: false}, nil
+	}
+	if err != nil {
+		return nil, h.serviceError("QueryToken", err)
+	}
+	return QueryTokenResponse{
+		RequestId: c.requestID, TokenStatus: true, TokenId: rec.ID.String(),
+		Actions: rec.Actions.String(), Resources: strings.Join(rec.Resources, ","),
+		ExpireTime: rec.ExpireTime.UnixMilli(), AccessKeyId: rec.AccessKeyID,
+	}, nil
+}
+
+func (h *Handler) revokeToken(ctx context.Context, c *call) (any, *Error) {
+	inst, e := h.instance(c)
+	if e != nil {
+		return nil, e
+	}
+	v, e := required(c.ps, "Token")
+	if e != nil {
+		return nil, e
+	}
+	if _, err := h.svc.Revoke(ctx, inst, v[0]); err != nil {
+		return nil, h.serviceError("RevokeToken", err)
+	}
+	return RevokeTokenResponse{RequestId: c.requestID}, nil
+}
+
+func (h *Handler) listTokens(ctx context.Context, c *call) (any, *Error) {
+	inst, e := h.instance(c)
+	if e != nil {
+		return nil, e
+	}
+	size := DefaultPageSize
+	if s, ok := c.ps.get("PageSize"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > token.MaxPageSize {
+			return nil, errInvalidParam("PageSize", "%q is not a whole number from 1 to %d.", clip(s, 32), token.MaxPageSize)
+		}
+		size = n
+	}
+	recs, next, err := h.svc.List(ctx, inst, size, c.ps.value("NextToken"))
+	if err != nil {
+		return nil, h.serviceError("ListTokens", err)
+	}
+	out := ListTokensResponse{RequestId: c.requestID, Tokens: make([]TokenInfo, len(recs)), NextToken: next}
+	for i, r := range recs {
+		out.Tokens[i] = TokenInfo{
+			TokenId: r.ID.String(), Name: displayName(r), Actions: r.Actions.String(),
+			Resources: strings.Join(r.Resources, ","), ExpireTime: r.ExpireTime.UnixMilli(),
+			CreateTime: r.CreateTime.UnixMilli(), Revoked: r.Revoked,
+		}
+	}
+	return out, nil
+}
+
+// serviceError maps a service error and logs the ones that are not the caller's fault.
+func (h *Handler) serviceError(action string, err error) *Error {
+	e := errorFor(err)
+	if e.Status >= 500 {
+		h.log.Error("token service failed", "action", action, "err", err)
+	}
+	return e
+}
+
+func displayName(r *token.Record) string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.ID.String()
+}
+
+// serveUCloud serves GetURocketMQToken in the UCloud envelope: always HTTP 200.
+func (h *Handler) serveUCloud(w http.ResponseWriter, r *http.Request, ps params) {
+	resp := GetURocketMQTokenResponse{Action: ucloudAction + "Response"}
+	tok, e := h.getURocketMQToken(r.Context(), ps)
+	if e != nil {
+		resp.RetCode, resp.Message = e.RetCode, e.Message
+	} else {
+		resp.Token = tok
+	}
+	writeJSON(w, http.StatusOK, resp)
+	h.log.Debug("api request", "action", ucloudAction, "ret_code", resp.RetCode)
+}
+
+func (h *Handler) getURocketMQToken(ctx context.Context, ps params) (*URocketMQToken, *UCloudError) {
+	for _, n := range []string{"PublicKey", "Signature"} {
+		if ps.value(n) == "" {
+			return nil, &UCloudError{RetBadParameter, "Missing " + n}
+		}
+	}
+	key := h.keys.lookup(ps.value("PublicKey"))
+	if key == nil {
+		return nil, &UCloudError{RetUnknownKey, "PublicKey is not a known access key"}
+	}
+	if !verifyUCloudSignature(ps, key.Secret, ps.value("Signature")) {
+		return nil, &UCloudError{RetBadSignature, "Signature verification failed"}
+	}
+	if key.Role != RoleAdmin {
+		return nil, &UCloudError{RetPermission, "access key of role " + string(key.Role) + " may not call " + ucloudAction}
+	}
+	if !h.limiters.allow(key, classOther, h.now()) {
+		return nil, &UCloudError{RetRateLimited, "too many requests; try again later"}
+	}
+	for _, n := range []string{"ServiceId", "TokenId"} {
+		if ps.value(n) == "" {
+			return nil, &UCloudError{RetBadParameter, "Missing " + n}
+		}
+	}
+	display := false
+	switch d := ps.value("Display"); d {
+	case "", "false":
+	case "true":
+		display = true
+	default:
+		return nil, &UCloudError{RetBadParameter, "Display must be true or false, not " + strconv.Quote(clip(d, 16))}
+	}
+	inst := ps.value("ServiceId")
+	if !key.allowsInstance(inst) || !h.svc.Serves(inst) {
+		return nil, &UCloudError{RetInstance, "this access key may not use ServiceId " + strconv.Quote(clip(inst, 64)) + ", or it is not served here"}
+	}
+	id, err := token.ParseID(ps.value("TokenId"))
+	if err != nil {
+		var pe *token.ParamError
+		errors.As(err, &pe)
+		return nil, &UCloudError{RetBadParameter, "TokenId " + pe.Msg}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rec, err := h.svc.Get(ctx, inst, id)
+	if errors.Is(err, token.ErrNotFound) {
+		return nil, &UCloudError{RetTokenNotFound, "no token " + id.String() + " in ServiceId " + strconv.Quote(inst)}
+	}
+	if err != nil {
+		h.log.Error("token service failed", "action", ucloudAction, "err", err)
+		return nil, &UCloudError{RetInternal, "internal error; try again later"}
+	}
+	out := &URocketMQToken{
+		TokenId: rec.ID.String(), ServiceId: rec.InstanceID, Name: displayName(rec), Type: rec.Actions.String(),
+		AllowProduceTopicList: []string{}, AllowConsumeTopicList: []string{},
+		TopicProducePerm: "deny", TopicConsumePerm: "deny",
+		AKSK:       AKSK{AccessKey: rec.ID.String(), SecretKey: "********"},
+		CreateTime: rec.CreateTime.Unix(), ModifyTime: rec.ModifyTime.Unix(),
+		Status: rec.Status(h.now()), ExpireTime: rec.ExpireTime.Unix(),
+	}
+	if rec.Actions.Covers(token.ActionWrite) {
+		out.AllowProduceTopicList, out.TopicProducePerm = rec.Resources, "allow"
+	}
+	if rec.Actions.Covers(token.ActionRead) {
+		out.AllowConsumeTopicList, out.TopicConsumePerm = rec.Resources, "allow"
+	}
+	if display {
+		s, err := h.svc.Reveal(rec)
+		if err != nil {
+			h.log.Error("cannot rebuild token for display", "token_id", rec.ID.String(), "err", err)
+			return nil, &UCloudError{RetInternal, "the server key of this token is gone; it cannot be displayed"}
+		}
+		out.AKSK.SecretKey = s
+	}
+	return out, nil
+}

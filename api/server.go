@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// APIVersion is the only Version the Alibaba envelope accepts.
+const APIVersion = "2020-04-20"
+
+// timestampLayout is the Timestamp format of the RPC signature.
+const timestampLayout = "2006-01-02T15:04:05Z"
+
+// Config configures a Handler.
+type Config struct {
+	// Service is the token service the actions call. Required.
+	Service *token.Service
+	// Keys are the access keys callers sign with. Required.
+	Keys *Keys
+	// TimestampWindow is how far a request's Timestamp may be from now. Default 15m.
+	TimestampWindow time.Duration
+	// NonceCapacity bounds the replay cache, in nonces. Default 1,000,000.
+	NonceCapacity int
+	// MaxBodyBytes bounds a request body. Default 1 MiB.
+	MaxBodyBytes int64
+	// RateLimits are per-key limits; zero fields are unlimited.
+	RateLimits RateLimits
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives request logs (never parameters or secrets).
+	Logger *slog.Logger
+}
+
+// Handler serves the RPC endpoint ("/"). It is safe for concurrent use.
+type Handler struct {
+	svc      *token.Service
+	keys     *Keys
+	window   time.Duration
+	maxBody  int64
+	nonces   *nonceCache
+	limiters *limiters
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// NewHandler returns a Handler; it does no I/O.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Service == nil || cfg.Keys == nil {
+		return nil, fmt.Errorf("api: Service and Keys are required")
+	}
+	h := &Handler{
+		svc: cfg.Service, keys: cfg.Keys, window: cfg.TimestampWindow, maxBody: cfg.MaxBodyBytes,
+		limiters: newLimiters(cfg.RateLimits), now: cfg.Now, log: cfg.Logger,
+	}
+	if h.window <= 0 {
+		h.window = 15 * time.Minute
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = 1 << 20
+	}
+	if cfg.NonceCapacity <= 0 {
+		cfg.NonceCapacity = 1_000_000
+	}
+	h.nonces = newNonceCache(h.window, cfg.NonceCapacity)
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
+}
+
+// call is one authenticated request on its way through an action.
+type call struct {
+	ps        params
+	key       *AccessKey
+	requestID string
+}
+
+// action describes one RPC action.
+type action struct {
+	adminOnly bool
+	class     rateClass
+	overflow  string // Code when the rate limit is hit
+	run       func(h *Handler, ctx context.Context, c *call) (any, *Error)
+}
+
+// actions are the Alibaba-envelope actions by name.
+var actions = map[string]action{
+	"ApplyToken":  {adminOnly: true, class: classApply, overflow: CodeApplyTokenOverFlow, run: (*Handler).applyToken},
+	"QueryToken":  {adminOnly: false, class: classQuery, overflow: CodeQueryTokenOverFlow, run: (*Handler).queryToken},
+	"RevokeToken": {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).revokeToken},
+	"ListTokens":  {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).listTokens},
+}
+
+// ucloudAction is the one action of the UCloud envelope.
+const ucloudAction = "GetURocketMQToken"
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	requestID := strings.ToUpper(uuid.NewString())
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		h.writeError(w, r, requestID, "", newError(http.StatusMethodNotAllowed, CodeUnsupportedMethod,
+			"The HTTP method %s is not supported; use GET or POST.", r.Method))
+		return
+	}
+	ps, perr := parseRequestParams(r, h.maxBody)
+	if perr != nil {
+		h.writeError(w, r, requestID, "", perr)
+		return
+	}
+	name := ps.value("Action")
+	if name == ucloudAction {
+		h.serveUCloud(w, r, ps)
+		return
+	}
+	resp, aerr := h.serveRPC(r, ps, name, requestID)
+	if aerr != nil {
+		h.writeError(w, r, requestID, name, aerr)
+	} else {
+		writeJSON(w, http.StatusOK, resp)
+	}
+	h.log.Debug("api request", "action", name, "code", codeOf(aerr), "duration", time.Since(start))
+}
+
+func codeOf(e *Error) string {
+	if e == nil {
+		return "OK"
+	}
+	return e.Code
+}
+
+// serveRPC authenticates, authorizes and runs an Alibaba-envelope action.
+func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (any, *Error) {
+	if _, ok := ps.get("Action"); !ok {
+		return nil, errMissingSignatureParam("Action")
+	}
+	act, ok := actions[name]
+	if !ok {
+		return nil, newError(http.StatusNotFound, CodeAPINotSupported, "The specified API %q is not supported.", clip(name, 64))
+	}
+	key, err := h.authenticate(r.Method, ps)
+	if err != nil {
+		return nil, err
+	}
+	if act.adminOnly && key.Role != RoleAdmin {
+		return nil, newError(http.StatusForbidden, CodePermission,
+			"An error occurred while validating the resource permissions: access key %q of role %s may not call %s.", key.ID, key.Role, name)
+	}
+	if !h.limiters.allow(key, act.class, h.now()) {
+		return nil, newError(http.StatusBadRequest, act.overflow,
+			"You have called %s too many times. Please try again later.", name)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	return act.run(h, ctx, &call{ps: ps, key: key, requestID: requestID})
+}
+
+// authenticate checks the common parameters and the signature of an
+// Alibaba-envelope request and returns the caller's key.
+func (h *Handler) authenticate(method string, ps params) (*AccessKey, *Error) {
+	for _, n := range []string{"AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp"} {
+		if ps.value(n) == "" {
+			return nil, errMissingSignatureParam(n)
+		}
+	}
+	sigMethod := ps.value("SignatureMethod")
+	if sigMethod != SignatureHMACSHA1 && sigMethod != SignatureHMACSHA256 {
+		return nil, errInvalidParam("SignatureMethod", "%q is not supported; use HMAC-SHA1 or HMAC-SHA256.", clip(sigMethod, 32))
+	}
+	if v := ps.value("SignatureVersion"); v != "1.0" {
+		return nil, errInvalidParam("SignatureVersion", "%q is not supported; use 1.0.", clip(v, 32))
+	}
+	if v, ok := ps.get("Version"); ok && v != APIVersion {
+		return nil, newError(http.StatusBadRequest, CodeInvalidVersion, "Specified parameter Version %q is not valid; use %s.", clip(v, 32), APIVersion)
+	}
+	if v, ok := ps.get("Format"); ok && !strings.EqualFold(v, "JSON") {
+		return nil, errInvalidParam("Format", "%q is not supported; use JSON.", clip(v, 32))
+	}
+	ts, err := time.Parse(timestampLayout, ps.value("Timestamp"))
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, CodeTimestampFormat,
+			"Specified timestamp %q is not in the format YYYY-MM-DDThh:mm:ssZ (UTC).", clip(ps.value("Timestamp"), 40))
+	}
+	now := h.now()
+	if d := now.Sub(ts); d > h.window || d < -h.window {
+		return nil, newError(http.StatusBadRequest, CodeTimestampExpired,
+			"Specified time stamp %s is more than %s away from the server time %s.", ts.Format(timestampLayout), h.window, now.UTC().Format(timestampLayout))
+	}
+	key := h.keys.lookup(ps.value("AccessKeyId"))
+	if key == nil {
+		return nil, newError(http.StatusNotFound, CodeAccessKeyNotFound, "Specified access key is not found.")
+	}
+	if ok, sts := verifySignature(method, sigMethod, key.Secret, ps, ps.value("Signature")); !ok {
+		return nil, newError(http.StatusBadRequest, CodeSignatureDoesNotMatch,
+			"Specified signature is not matched with our calculation. server string to sign is:%s", sts)
+	}
+	switch h.nonces.add(key.ID, ps.value("SignatureNonce"), now) {
+	case nonceUsed:
+		return nil, newError(http.StatusBadRequest, CodeNonceUsed, "Specified signature nonce was used already.")
+	case nonceFull:
+		h.log.Warn("replay cache full; refusing requests until it drains")
+		return nil, newError(http.StatusServiceUnavailable, CodeSystemOverFlow,
+			"The server is handling too many requests. Please try again later.")
+	}
+	return key, nil
+}
+
+// instance reads InstanceId and checks that the key may use it and the
+// service serves it.
+func (h *Handler) instance(c *call) (string, *Error) {
+	in := c.ps.value("InstanceId")
+	if in == "" {
+		return "", errMissingParam("InstanceId")
+	}
+	if !c.key.allowsInstance(in) || !h.svc.Serves(in) {
+		return "", errInstancePermission(clip(in, 64))
+	}
+	return in, nil
+}
+
+// required returns the values of the named parameters, or the error for the
+// first one missing.
+func required(ps params, names ...string) ([]string, *Error) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		if out[i] = ps.value(n); out[i] == "" {
+			return nil, errMissingParam(n)
+		}
+	}
+	return out, nil
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, requestID, action string, e *Error) {
+	if e.Status >= 500 {
+		h.log.Warn("api request failed", "action", clip(action, 64), "code", e.Code)
+	}
+	writeJSON(w, e.Status, errorBody{RequestId: requestID, HostId: r.Host, Code: e.Code, Message: e.Message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"Code":"InternalError","Message":"response encoding failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b)
+}

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"hash"
+	"slices"
+	"strings"
+)
+
+// Signature methods of Alibaba Cloud's RPC signature version 1.0.
+const (
+	SignatureHMACSHA1   = "HMAC-SHA1"
+	SignatureHMACSHA256 = "HMAC-SHA256"
+)
+
+// appendPercentEncode appends s encoded per RFC 3986: the unreserved
+// characters A-Z a-z 0-9 - _ . ~ stay, every other byte becomes %XX (upper-case hex).
+func appendPercentEncode(dst []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return dst
+}
+
+// appendStringToSign appends the StringToSign of Alibaba Cloud's RPC signature:
+//
+//	METHOD + "&%2F&" + percentEncode(canonicalQuery)
+//
+// where canonicalQuery is every parameter but Signature, sorted by name, as
+// percentEncode(name)=percentEncode(value) joined with "&". Parameters with
+// empty values take part.
+func appendStringToSign(dst []byte, method string, ps params) []byte {
+	sorted := make([]param, 0, len(ps))
+	for _, p := range ps {
+		if p.name != "Signature" {
+			sorted = append(sorted, p)
+		}
+	}
+	slices.SortFunc(sorted, func(a, b param) int { return strings.Compare(a.name, b.name) })
+	dst = append(dst, method...)
+	dst = append(dst, "&%2F&"...)
+	var scratch [256]byte
+	for i, p := range sorted {
+		if i > 0 {
+			dst = append(dst, "%26"...) // "&", encoded a second time
+		}
+		// Encode name=value once, then encode the result again.
+		once := appendPercentEncode(scratch[:0], p.name)
+		once = append(once, '=')
+		once = appendPercentEncode(once, p.value)
+		dst = appendPercentEncode(dst, string(once))
+	}
+	return dst
+}
+
+// StringToSign returns the StringToSign of a request with the given method
+// and parameters (exported for tests and debugging).
+func StringToSign(method string, ps map[string]string) string {
+	return string(appendStringToSign(nil, method, mapParams(ps)))
+}
+
+func mapParams(m map[string]string) params {
+	ps := make(params, 0, len(m))
+	for k, v := range m {
+		ps = append(ps, param{k, v})
+	}
+	return ps
+}
+
+// newMAC returns the HMAC for a signature method, or nil if unknown.
+func newMAC(method, secret string) hash.Hash {
+	key := []byte(secret + "&")
+	switch method {
+	case SignatureHMACSHA1:
+		return hmac.New(sha1.New, key)
+	case SignatureHMACSHA256:
+		return hmac.New(sha256.New, key)
+	}
+	return nil
+}
+
+// Sign returns the Signature of a request: Base64(HMAC(secret+"&", StringToSign)).
+func Sign(httpMethod, sigMethod, secret string, ps map[string]string) string {
+	return sign(httpMethod, sigMethod, secret, mapParams(ps))
+}
+
+func sign(httpMethod, sigMethod, secret string, ps params) string {
+	mac := newMAC(sigMethod, secret)
+	if mac == nil {
+		return ""
+	}
+	mac.Write(appendStringToSign(nil, httpMethod, ps))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// verifySignature reports whether given is the signature of the request
+// made with secret, and returns the StringToSign for the error message. The
+// comparison is constant-time.
+func verifySignature(httpMethod, sigMethod, secret string, ps params, given string) (bool, string) {
+	mac := newMAC(sigMethod, secret)
+	sts := appendStringToSign(nil, httpMethod, ps)
+	mac.Write(sts)
+	var sum [sha256.Size]byte
+	want := base64.StdEncoding.AppendEncode(nil, mac.Sum(sum[:0]))
+	return subtle.ConstantTimeCompare(want, []byte(given)) == 1, string(sts)
+}
+
+// ucloudSignature returns the UCloud API signature: the lower-case hex SHA1
+// of every parameter but Signature, sorted by name, as name+value with no
+// separators or escaping, followed by the private key.
+func ucloudSignature(ps params, secret string) string {
+	sorted := slices.Clone(ps)
+	slices.SortFunc(sorted, func(a, b param) int { return strings.Compare(a.name, b.name) })
+	h := sha1.New()
+	for _, p := range sorted {
+		if p.name == "Signature" {
+			continue
+		}
+		h.Write([]byte(p.name))
+		h.Write([]byte(p.value))
+	}
+	h.Write([]byte(secret))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// UCloudSignature is ucloudSignature for callers outside the package.
+func UCloudSignature(ps map[string]string, secret string) string {
+	return ucloudSignature(mapParams(ps), secret)
+}
+
+func verifyUCloudSignature(ps params, secret, given string) bool {
+	return subtle.ConstantTimeCompare([]byte(ucloudSignature(ps, secret)), []byte(given)) == 1
+}
