@@ -18,21 +18,6 @@ const (
 	SignatureHMACSHA256 = "HMAC-SHA256"
 )
 
-// appendPercentEncode appends s encoded per RFC 3986: the unreserved
-// characters A-Z a-z 0-9 - _ . ~ stay, every other byte becomes %XX (upper-case hex).
-func appendPercentEncode(dst []byte, s string) []byte {
-	const hexDigits = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
-		}
-	}
-	return dst
-}
-
 // appendStringToSign appends the StringToSign of Alibaba Cloud's RPC signature:
 //
 //	METHOD + "&%2F&" + percentEncode(canonicalQuery)
@@ -41,25 +26,43 @@ func appendPercentEncode(dst []byte, s string) []byte {
 // percentEncode(name)=percentEncode(value) joined with "&". Parameters with
 // empty values take part.
 func appendStringToSign(dst []byte, method string, ps params) []byte {
-	sorted := make([]param, 0, len(ps))
+	var buf [24]param
+	sorted := buf[:0]
+	size := len(method) + 5
 	for _, p := range ps {
 		if p.name != "Signature" {
 			sorted = append(sorted, p)
+			size += 3*(len(p.name)+len(p.value)) + 6
 		}
 	}
 	slices.SortFunc(sorted, func(a, b param) int { return strings.Compare(a.name, b.name) })
+	dst = slices.Grow(dst, size)
 	dst = append(dst, method...)
 	dst = append(dst, "&%2F&"...)
-	var scratch [256]byte
 	for i, p := range sorted {
 		if i > 0 {
 			dst = append(dst, "%26"...) // "&", encoded a second time
 		}
-		// Encode name=value once, then encode the result again.
-		once := appendPercentEncode(scratch[:0], p.name)
-		once = append(once, '=')
-		once = appendPercentEncode(once, p.value)
-		dst = appendPercentEncode(dst, string(once))
+		dst = appendPercentEncodeTwice(dst, p.name)
+		dst = append(dst, "%3D"...) // "="
+		dst = appendPercentEncodeTwice(dst, p.value)
+	}
+	return dst
+}
+
+// appendPercentEncodeTwice appends percentEncode(percentEncode(s)) in one
+// pass, where percentEncode is RFC 3986's (A-Z a-z 0-9 - _ . ~ stay, every
+// other byte becomes %XY in upper-case hex): an unreserved byte stays, any other becomes "%25XY" (the '%' of
+// "%XY" encoded again; hex digits are unreserved).
+func appendPercentEncodeTwice(dst []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '%', '2', '5', hexDigits[c>>4], hexDigits[c&15])
+		}
 	}
 	return dst
 }
