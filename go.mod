@@ -7,6 +7,7 @@ require (
 	github.com/google/uuid v1.6.0
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/time v0.16.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

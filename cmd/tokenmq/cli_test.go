@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenmq/tokenmq/api"
+	"github.com/tokenmq/tokenmq/broker"
+	"github.com/tokenmq/tokenmq/config"
+)
+
+const testKeyID, testKeySecret = "AKCLITEST00001", "cli-test-secret-0123456789"
+
+// startServer runs a token service on 127.0.0.1:0 and returns its URL.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Role = config.RoleTokens
+	cfg.DataDir = t.TempDir()
+	cfg.APIAddr = "127.0.0.1:0"
+	cfg.SetDefaults()
+	srv, err := broker.New(broker.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler),
+		AccessKeys: []api.AccessKey{{ID: testKeyID, Secret: testKeySecret, Role: api.RoleAdmin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return "http://" + srv.APIAddr().String()
+}
+
+// cli runs the tokenmq command line in-process.
+func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestTokenCommands(t *testing.T) {
+	t.Setenv(envKeyID, testKeyID)
+	t.Setenv(envKeySecret, testKeySecret)
+	url := startServer(t)
+
+	code, tok, stderr := cli(t, "token", "apply", "--endpoint", url, "--resources", "devices/+/up,cmd/#", "--actions", "R,W", "--ttl", "2h", "--name", "pump-1")
+	tok = strings.TrimSpace(tok)
+	if code != 0 || !regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`).MatchString(tok) {
+		t.Fatalf("apply: exit %d, stdout %q, stderr %q", code, tok, stderr)
+	}
+
+	// Flags after the argument work too.
+	code, out, stderr := cli(t, "token", "query", tok, "--endpoint", url, "--json")
+	var q api.QueryTokenResponse
+	if code != 0 || json.Unmarshal([]byte(out), &q) != nil || !q.TokenStatus || q.Resources != "cmd/#,devices/+/up" {
+		t.Fatalf("query --json: exit %d, %q, %q", code, out, stderr)
+	}
+	code, out, _ = cli(t, "token", "query", "--endpoint", url, tok)
+	if code != 0 || !strings.Contains(out, "status:     valid") || !strings.Contains(out, "cmd/#, devices/+/up") {
+		t.Fatalf("query: exit %d, %q", code, out)
+	}
+
+	code, out, _ = cli(t, "token", "get", "--endpoint", url, "--display", q.TokenId)
+	if code != 0 || !strings.Contains(out, "name:       pump-1") || !strings.Contains(out, tok) {
+		t.Fatalf("get --display: exit %d, %q", code, out)
+	}
+	code, out, _ = cli(t, "token", "get", "--endpoint", url, q.TokenId)
+	if code != 0 || strings.Contains(out, tok) {
+		t.Fatalf("get without --display shows the token or fails: exit %d, %q", code, out)
+	}
+
+	code, out, _ = cli(t, "token", "list", "--endpoint", url)
+	if code != 0 || !strings.Contains(out, q.TokenId) || !strings.Contains(out, "valid") || strings.Contains(out, tok) {
+		t.Fatalf("list: exit %d, %q", code, out)
+	}
+
+	if code, out, _ = cli(t, "token", "revoke", "--endpoint", url, tok); code != 0 || out != "revoked\n" {
+		t.Fatalf("revoke: exit %d, %q", code, out)
+	}
+	if code, out, _ = cli(t, "token", "query", "--endpoint", url, tok); code != 1 || !strings.HasPrefix(out, "invalid") {
+		t.Fatalf("query after revoke: exit %d, %q; want exit 1, invalid", code, out)
+	}
+	code, out, _ = cli(t, "token", "list", "--endpoint", url, "--all")
+	if code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("list after revoke: exit %d, %q", code, out)
+	}
+}
+
+func TestTokenCommandErrors(t *testing.T) {
+	t.Setenv(envKeyID, testKeyID)
+	t.Setenv(envKeySecret, testKeySecret)
+	url := startServer(t)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{"api error is explained", []string{"token", "apply", "--endpoint", url, "--resources", "a/#/b", "--actions", "R"}, 1, `InvalidParameter.Resources: Resources topic filter 1 ("a/#/b") uses '#'`},
+		{"ttl below the minimum", []string{"token", "apply", "--endpoint", url, "--resources", "a", "--actions", "R", "--ttl", "30s"}, 1, "InvalidParameter.ExpireTime"},
+		{"missing flags", []string{"token", "apply", "--endpoint", url}, 1, "--resources and --actions are required"},
+		{"unknown subcommand", []string{"token", "renew"}, 2, `unknown command "renew"`},
+		{"missing argument", []string{"token", "query", "--endpoint", url}, 2, "want 1 argument(s), got 0"},
+		{"unknown flag", []string{"token", "list", "--pagesize", "3"}, 2, "flag provided but not defined"},
+		{"unreachable service", []string{"token", "query", "--endpoint", "http://127.0.0.1:1", "x"}, 1, "cannot reach the token service"},
+		{"unknown token id", []string{"token", "get", "--endpoint", url, strings.Repeat("a", 32)}, 1, "RetCode 8001"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := cli(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.inStderr) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tc.code, tc.inStderr)
+			}
+		})
+	}
+}
+
+func TestTokenCommandsNeedCredentials(t *testing.T) {
+	t.Setenv(envKeyID, "")
+	t.Setenv(envKeySecret, "")
+	code, _, stderr := cli(t, "token", "list", "--key-file", filepath.Join(t.TempDir(), "none.json"))
+	if code != 2 || !strings.Contains(stderr, "no credentials: set TOKENMQ_ACCESS_KEY_ID and TOKENMQ_ACCESS_KEY_SECRET") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// serveUntilReady runs `tokenmq serve args...` in-process until the
+// returned stop is called; it returns once the server logged "ready".
+func serveUntilReady(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop func() int) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), stdout, stderr) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "msg=ready") {
+		select {
+		case code := <-done:
+			cancel()
+			t.Fatalf("serve exited %d before ready: %s", code, stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve not ready after 10s: %s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return stdout, stderr, func() int { cancel(); return <-done }
+}
+
+func TestServeGeneratesAKeyOnce(t *testing.T) {
+	t.Setenv(envKeyID, "")
+	t.Setenv(envKeySecret, "")
+	dir := t.TempDir()
+	args := []string{"--data-dir", dir, "--api-addr", "127.0.0.1:0", "--role", "tokens"}
+	stdout, stderr, stop := serveUntilReady(t, args...)
+	m := regexp.MustCompile(`export TOKENMQ_ACCESS_KEY_ID=(\S+)\n\s+export TOKENMQ_ACCESS_KEY_SECRET=(\S+)`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("first start did not print a generated key: %q", stdout)
+	}
+	if strings.Contains(stderr.String(), m[2]) {
+		t.Fatal("the generated secret reached the log")
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exit %d after SIGINT-like cancel: %s", code, stderr)
+	}
+	fi, err := os.Stat(filepath.Join(dir, generatedKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v", err, fi.Mode().Perm())
+	}
+	for _, f := range []string{"keys.json", "tokens.db"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, want mode 0600", f, err)
+		}
+	}
+
+	stdout, stderr, stop = serveUntilReady(t, args...)
+	defer stop()
+	if strings.Contains(stdout.String(), m[2]) {
+		t.Fatal("second start printed the secret again")
+	}
+	// The generated key works, read from the data dir by the token commands.
+	addr := regexp.MustCompile(`listener=api addr=(\S+)`).FindStringSubmatch(stderr.String())
+	code, out, errOut := cli(t, "token", "apply", "--endpoint", "http://"+addr[1], "--key-file", filepath.Join(dir, generatedKeyFile), "--resources", "a", "--actions", "W")
+	if code != 0 || strings.TrimSpace(out) == "" {
+		t.Fatalf("apply with the generated key: exit %d %q %q", code, out, errOut)
+	}
+}
+
+func TestServeRejectsBadConfiguration(t *testing.T) {
+	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badYAML, []byte("role: all\nlisten: :1\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "everything"}, `role "everything"`},
+		{[]string{"--log-format", "xml"}, "log_format"},
+		{[]string{"--config", badYAML}, "field listen not found"},
+		{[]string{"--config", "/nonexistent.yaml"}, "no such file"},
+		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		code, _, stderr := cli(t, append([]string{"serve"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("serve %v: exit %d, %q; want exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+func TestFlagWinsOverConfigFile(t *testing.T) {
+	t.Setenv(envKeyID, testKeyID)
+	t.Setenv(envKeySecret, testKeySecret)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "tokenmq.yaml")
+	os.WriteFile(cfgPath, []byte("role: tokens\napi_addr: 127.0.0.1:1\ninstance_id: from-file\ndata_dir: "+dir+"\n"), 0o600)
+	_, stderr, stop := serveUntilReady(t, "--config", cfgPath, "--api-addr", "127.0.0.1:0")
+	defer stop()
+	if !strings.Contains(stderr.String(), "instances=[from-file]") || strings.Contains(stderr.String(), "addr=127.0.0.1:1 ") {
+		t.Fatalf("config file and flag not combined: %s", stderr)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if code, out, _ := cli(t, "version"); code != 0 || !strings.HasPrefix(out, "tokenmq ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, out, _ := cli(t, "help"); code != 0 || !strings.Contains(out, "tokenmq token apply") {
+		t.Fatalf("help: %d %q", code, out)
+	}
+	if code, _, _ := cli(t); code != 2 {
+		t.Fatalf("no arguments: exit %d, want 2", code)
+	}
+}
+
+func TestKeysRotate(t *testing.T) {
+	dir := t.TempDir()
+	// The keyring exists once a service has started on the data dir.
+	if code, _, stderr := cli(t, "keys", "rotate", "--data-dir", dir); code != 1 || !strings.Contains(stderr, "no such file") {
+		t.Fatalf("rotate without a keyring: %d %q", code, stderr)
+	}
+	cfg := config.Default()
+	cfg.Role, cfg.DataDir, cfg.APIAddr = config.RoleTokens, dir, "127.0.0.1:0"
+	cfg.SetDefaults()
+	srv, err := broker.New(broker.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler),
+		AccessKeys: []api.AccessKey{{ID: testKeyID, Secret: testKeySecret, Role: api.RoleAdmin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown(context.Background())
+	code, out, _ := cli(t, "keys", "rotate", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "server key 2 added") {
+		t.Fatalf("rotate: %d %q", code, out)
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tokenmq/tokenmq/broker"
+	"github.com/tokenmq/tokenmq/config"
+)
+
+// shutdownTimeout bounds a graceful shutdown.
+const shutdownTimeout = 10 * time.Second
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "tokenmq serve [flags]", stderr)
+	d := config.Default()
+	configPath := fs.String("config", "", "YAML config `file` (see configs/); flags win over it")
+	flagged := config.Default() // flag values land here; only flags given are applied
+	fs.StringVar(&flagged.Role, "role", d.Role, "which parts run: all, broker or tokens")
+	fs.StringVar(&flagged.DataDir, "data-dir", d.DataDir, "embedded store and generated keys `dir`")
+	fs.StringVar(&flagged.MQTTAddr, "mqtt-addr", d.MQTTAddr, "MQTT over TCP `address`")
+	fs.StringVar(&flagged.WSAddr, "ws-addr", d.WSAddr, "MQTT over WebSocket `address` (path /mqtt); empty disables")
+	fs.StringVar(&flagged.TLSAddr, "tls-addr", d.TLSAddr, "MQTT over TLS `address` (needs --tls-cert and --tls-key)")
+	fs.StringVar(&flagged.TLSCert, "tls-cert", d.TLSCert, "TLS certificate `file` (PEM)")
+	fs.StringVar(&flagged.TLSKey, "tls-key", d.TLSKey, "TLS private key `file` (PEM)")
+	fs.StringVar(&flagged.APIAddr, "api-addr", d.APIAddr, "HTTP `address`: token API, /healthz, /readyz")
+	fs.StringVar(&flagged.InstanceID, "instance-id", d.InstanceID, "the broker instance `id` served")
+	fs.StringVar(&flagged.TokenService, "token-service", d.TokenService, "role broker: token service `URL`")
+	fs.StringVar(&flagged.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&flagged.LogFormat, "log-format", d.LogFormat, "text or json")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tokenmq serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+
+	cfg := config.Default()
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath, os.Getenv); err != nil {
+			fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
+			return exitUsage
+		}
+	}
+	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &flagged, f.Name) })
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "tokenmq serve: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	keys, err := resolveAccessKeys(cfg, os.Getenv, stdout, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
+		return exitUsage
+	}
+	srv, err := broker.New(broker.Options{Config: cfg, AccessKeys: keys, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "tokenmq serve: %s\n", oneLine(err))
+		return exitUsage
+	}
+	if err := srv.Start(ctx); err != nil {
+		log.Error("start failed", "err", err)
+		return exitFailure
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// applyFlag copies the named flag's value from flagged into cfg.
+func applyFlag(cfg, flagged *config.Config, name string) {
+	switch name {
+	case "role":
+		cfg.Role = flagged.Role
+	case "data-dir":
+		cfg.DataDir = flagged.DataDir
+	case "mqtt-addr":
+		cfg.MQTTAddr = flagged.MQTTAddr
+	case "ws-addr":
+		cfg.WSAddr = flagged.WSAddr
+	case "tls-addr":
+		cfg.TLSAddr = flagged.TLSAddr
+	case "tls-cert":
+		cfg.TLSCert = flagged.TLSCert
+	case "tls-key":
+		cfg.TLSKey = flagged.TLSKey
+	case "api-addr":
+		cfg.APIAddr = flagged.APIAddr
+	case "instance-id":
+		cfg.InstanceID = flagged.InstanceID
+	case "token-service":
+		cfg.TokenService = flagged.TokenService
+	case "log-level":
+		cfg.LogLevel = flagged.LogLevel
+	case "log-format":
+		cfg.LogFormat = flagged.LogFormat
+	}
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level)) // validated by config
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// dataFile is a file under the data dir.
+func dataFile(cfg config.Config, name string) string { return filepath.Join(cfg.DataDir, name) }

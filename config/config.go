@@ -1,0 +1,245 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// Roles of a tokenmq serve process.
+const (
+	RoleAll    = "all"    // broker and token service in one process
+	RoleBroker = "broker" // the broker alone, calling a remote token service
+	RoleTokens = "tokens" // the token service alone
+)
+
+// Config is everything `tokenmq serve` reads. Each field's comment ends with
+// its default.
+type Config struct {
+	// Role is which parts run: all, broker or tokens. Default all.
+	Role string `yaml:"role"`
+	// DataDir holds the embedded store, the server keys and a generated access key. Default ./data.
+	DataDir string `yaml:"data_dir"`
+	// MQTTAddr is the MQTT-over-TCP listener. Default ":1883".
+	MQTTAddr string `yaml:"mqtt_addr"`
+	// WSAddr is the MQTT-over-WebSocket listener (path /mqtt); empty disables it. Default ":8083".
+	WSAddr string `yaml:"ws_addr"`
+	// TLSAddr is the MQTT-over-TLS listener; it needs TLSCert and TLSKey. Default off.
+	TLSAddr string `yaml:"tls_addr"`
+	// TLSCert is the PEM certificate (chain) file for TLSAddr. Default none.
+	TLSCert string `yaml:"tls_cert"`
+	// TLSKey is the PEM private key file for TLSAddr. Default none.
+	TLSKey string `yaml:"tls_key"`
+	// APIAddr serves the token API (roles all and tokens), /healthz and /readyz. Default ":8080".
+	APIAddr string `yaml:"api_addr"`
+	// InstanceID is the broker instance this process serves. Default mqtt-local.
+	InstanceID string `yaml:"instance_id"`
+	// TokenService is the token service URL a broker-role process calls. Default none (in-process).
+	TokenService string `yaml:"token_service"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `yaml:"log_format"`
+	// Store selects the token store: empty for the embedded bbolt file under DataDir. Default empty.
+	Store string `yaml:"store"`
+	// AccessKeys are the API's access keys, besides TOKENMQ_ACCESS_KEY_ID/SECRET. Default none.
+	AccessKeys []AccessKey `yaml:"access_keys"`
+	// Tokens configures the token service.
+	Tokens Tokens `yaml:"tokens"`
+	// API configures the HTTP API.
+	API API `yaml:"api"`
+}
+
+// AccessKey is one API access key.
+type AccessKey struct {
+	// ID is the AccessKeyId callers sign with. Required.
+	ID string `yaml:"id"`
+	// Secret is the AccessKeySecret. Give it here or through SecretEnv.
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable that holds the secret. Default none.
+	SecretEnv string `yaml:"secret_env"`
+	// Role is admin (every action) or broker (QueryToken only). Default admin.
+	Role string `yaml:"role"`
+	// Instances limits the key to these instance IDs. Default: every served instance.
+	Instances []string `yaml:"instances"`
+}
+
+// Tokens configures the token service.
+type Tokens struct {
+	// Instances are the instance IDs tokens are issued for. Default [InstanceID].
+	Instances []string `yaml:"instances"`
+	// MinTTL is the shortest validity ApplyToken accepts. ApsaraMQ's is 60s;
+	// lower it only in tests. Default 60s.
+	MinTTL time.Duration `yaml:"min_ttl"`
+	// MaxTTL caps validity; later ExpireTimes are silently capped. Default 720h (30 days).
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// GCInterval is how often expired and revoked records are collected. Default 1h.
+	GCInterval time.Duration `yaml:"gc_interval"`
+	// GCGrace is how long expired and revoked records are kept. Default 24h.
+	GCGrace time.Duration `yaml:"gc_grace"`
+}
+
+// API configures the HTTP token API.
+type API struct {
+	// TimestampWindow is how far a signed request's Timestamp may be from server time. Default 15m.
+	TimestampWindow time.Duration `yaml:"timestamp_window"`
+	// NonceCapacity bounds the replay cache (nonces remembered). Default 1000000.
+	NonceCapacity int `yaml:"nonce_capacity"`
+	// MaxBodyBytes bounds a request body. Default 1048576.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RateLimits are per-access-key requests per second; 0 is unlimited.
+	RateLimits RateLimits `yaml:"rate_limits"`
+}
+
+// RateLimits are per-access-key limits in requests per second; 0 is unlimited.
+type RateLimits struct {
+	// ApplyToken calls per key. Default 100.
+	ApplyToken float64 `yaml:"apply_token"`
+	// QueryToken calls per admin key. Default 100.
+	QueryToken float64 `yaml:"query_token"`
+	// BrokerQueryToken is QueryToken calls per broker-role key. Default 0 (unlimited).
+	BrokerQueryToken float64 `yaml:"broker_query_token"`
+	// Other actions per key. Default 100.
+	Other float64 `yaml:"other"`
+}
+
+// Default returns the configuration with every default set.
+func Default() Config {
+	return Config{
+		Role: RoleAll, DataDir: "./data", MQTTAddr: ":1883", WSAddr: ":8083", APIAddr: ":8080",
+		InstanceID: "mqtt-local", LogLevel: "info", LogFormat: "text",
+		Tokens: Tokens{MinTTL: token.DefaultMinTTL, MaxTTL: token.DefaultMaxTTL, GCInterval: time.Hour, GCGrace: 24 * time.Hour},
+		API: API{
+			TimestampWindow: 15 * time.Minute, NonceCapacity: 1_000_000, MaxBodyBytes: 1 << 20,
+			RateLimits: RateLimits{ApplyToken: 100, QueryToken: 100, BrokerQueryToken: 0, Other: 100},
+		},
+	}
+}
+
+// Load reads the YAML file at path over the defaults. Unknown keys are
+// errors. Secrets named by secret_env are read from getenv.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := decodeStrict(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	for i := range cfg.AccessKeys {
+		k := &cfg.AccessKeys[i]
+		if k.SecretEnv == "" {
+			continue
+		}
+		if k.Secret != "" {
+			return cfg, fmt.Errorf("config %s: access key %q has both secret and secret_env", path, k.ID)
+		}
+		if k.Secret = getenv(k.SecretEnv); k.Secret == "" {
+			return cfg, fmt.Errorf("config %s: access key %q: environment variable %s is empty", path, k.ID, k.SecretEnv)
+		}
+	}
+	return cfg, nil
+}
+
+func decodeStrict(b []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+// SetDefaults fills what depends on other fields: Tokens.Instances and key roles.
+func (c *Config) SetDefaults() {
+	if len(c.Tokens.Instances) == 0 {
+		c.Tokens.Instances = []string{c.InstanceID}
+	}
+	for i := range c.AccessKeys {
+		if c.AccessKeys[i].Role == "" {
+			c.AccessKeys[i].Role = "admin"
+		}
+	}
+}
+
+// Validate reports every problem with c, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !slices.Contains([]string{RoleAll, RoleBroker, RoleTokens}, c.Role) {
+		bad("role %q: want all, broker or tokens", c.Role)
+	}
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	if err := token.ValidateInstanceID(c.InstanceID); err != nil {
+		bad("instance_id: %v", err)
+	}
+	for _, in := range c.Tokens.Instances {
+		if err := token.ValidateInstanceID(in); err != nil {
+			bad("tokens.instances: %v", err)
+		}
+	}
+	if c.APIAddr == "" {
+		bad("api_addr is empty")
+	}
+	if (c.TLSAddr != "") != (c.TLSCert != "" && c.TLSKey != "") {
+		bad("tls_addr, tls_cert and tls_key go together: give all three or none")
+	}
+	if c.Store != "" {
+		bad("store %q: only the embedded store (empty) is available in this build", redactURL(c.Store))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format %q: want text or json", c.LogFormat)
+	}
+	for i, k := range c.AccessKeys {
+		if k.ID == "" {
+			bad("access_keys[%d]: id is empty", i)
+		}
+		if k.Role != "admin" && k.Role != "broker" {
+			bad("access_keys[%d] (%s): role %q, want admin or broker", i, k.ID, k.Role)
+		}
+	}
+	t := c.Tokens
+	if t.MinTTL <= 0 || t.MaxTTL <= 0 || t.GCInterval <= 0 || t.GCGrace < 0 {
+		bad("tokens: min_ttl, max_ttl and gc_interval must be positive, gc_grace not negative")
+	}
+	if t.MaxTTL < t.MinTTL {
+		bad("tokens: max_ttl %v is shorter than min_ttl %v", t.MaxTTL, t.MinTTL)
+	}
+	a := c.API
+	if a.TimestampWindow <= 0 || a.NonceCapacity <= 0 || a.MaxBodyBytes <= 0 {
+		bad("api: timestamp_window, nonce_capacity and max_body_bytes must be positive")
+	}
+	if r := a.RateLimits; r.ApplyToken < 0 || r.QueryToken < 0 || r.BrokerQueryToken < 0 || r.Other < 0 {
+		bad("api.rate_limits: rates must not be negative (0 is unlimited)")
+	}
+	return errors.Join(errs...)
+}
+
+// redactURL hides the password of a URL-like string for messages.
+func redactURL(s string) string {
+	if at := strings.LastIndex(s, "@"); at > 0 {
+		if colon := strings.Index(s[:at], "://"); colon >= 0 {
+			return s[:colon+3] + "…@" + s[at+1:]
+		}
+	}
+	return s
+}
