@@ -121,3 +121,21 @@ func TestValidateRejects(t *testing.T) {
 		})
 	}
 }
+
+// The commented example in configs/ must load and validate.
+func TestExampleConfigs(t *testing.T) {
+	matches, err := filepath.Glob("../configs/*.yaml")
+	if err != nil || len(matches) == 0 {
+		t.Fatalf("no example configs: %v", err)
+	}
+	for _, p := range matches {
+		c, err := Load(p, func(string) string { return "a-secret-from-the-environment" })
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		c.SetDefaults()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+}

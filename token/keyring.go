@@ -52,22 +52,31 @@ type Keyring struct {
 
 type serverKey struct {
 	secret []byte
-	macs   sync.Pool // of hash.Hash, reset before use
+	macs   sync.Pool // of *macState
+}
+
+// macState is a reusable HMAC with scratch space: bytes handed to the
+// hash.Hash interface escape to the heap, so they live here, not on the stack.
+type macState struct {
+	mac hash.Hash
+	raw [rawTokenLen]byte
+	tag [sha256.Size]byte
 }
 
 func newServerKey(secret []byte) *serverKey {
 	k := &serverKey{secret: secret}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.secret) }
+	k.macs.New = func() any { return &macState{mac: hmac.New(sha256.New, k.secret)} }
 	return k
 }
 
-// sum writes the tag of msg into out.
-func (k *serverKey) sum(out *[sha256.Size]byte, msg []byte) {
-	m := k.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(msg)
-	m.Sum(out[:0])
-	k.macs.Put(m)
+func (k *serverKey) get() *macState { return k.macs.Get().(*macState) }
+func (k *serverKey) put(m *macState) { k.macs.Put(m) }
+
+// sum sets m.tag to the tag of m.raw[:macOffset].
+func (m *macState) sum() {
+	m.mac.Reset()
+	m.mac.Write(m.raw[:macOffset])
+	m.mac.Sum(m.tag[:0])
 }
 
 // keyFile is the JSON form of a Keyring on disk.
@@ -119,14 +128,15 @@ func (kr *Keyring) mintWith(kid uint32, id ID, expire time.Time) (string, error)
 	if !ok {
 		return "", fmt.Errorf("keyring: key %d is not in the keyring", kid)
 	}
-	var raw [rawTokenLen]byte
+	m := k.get()
+	defer k.put(m)
+	raw := &m.raw
 	raw[0] = tokenVersion
 	binary.BigEndian.PutUint32(raw[1:5], kid)
 	copy(raw[5:5+IDLen], id[:])
 	binary.BigEndian.PutUint64(raw[5+IDLen:macOffset], uint64(expire.UnixMilli()))
-	var tag [sha256.Size]byte
-	k.sum(&tag, raw[:macOffset])
-	copy(raw[macOffset:], tag[:])
+	m.sum()
+	copy(raw[macOffset:], m.tag[:])
 	return tokenEncoding.EncodeToString(raw[:]), nil
 }
 
@@ -149,9 +159,12 @@ func (kr *Keyring) Open(tok string) (Claims, error) {
 	if !ok {
 		return Claims{}, ErrForged
 	}
-	var tag [sha256.Size]byte
-	k.sum(&tag, raw[:macOffset])
-	if !hmac.Equal(tag[:], raw[macOffset:]) {
+	m := k.get()
+	m.raw = raw
+	m.sum()
+	valid := hmac.Equal(m.tag[:], raw[macOffset:])
+	k.put(m)
+	if !valid {
 		return Claims{}, ErrForged
 	}
 	c := Claims{KeyID: kid, ExpireTime: time.UnixMilli(int64(binary.BigEndian.Uint64(raw[5+IDLen : macOffset])))}
