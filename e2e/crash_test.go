@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,8 +15,8 @@ import (
 )
 
 // TestCrashKeepsAcknowledgedWrites kills `tokenmq serve --role tokens` with
-// SIGKILL in the middle of hundreds of concurrent ApplyToken and RevokeToken
-// calls, restarts it on the same data dir, and checks that every token that
+// SIGKILL in the middle of 200 concurrent ApplyToken and RevokeToken
+// callers, restarts it on the same data dir, and checks that every token that
 // got a 200 is still valid unless its revocation got a 200, and that no
 // token revoked with a 200 is valid again. It does this over several kills,
 // with a full store scan after each.
@@ -35,15 +36,17 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		pending = map[string]bool{} // token -> a RevokeToken without an answer (either state is right)
 	)
 	const rounds = 3
+	const writers = 200 // concurrent ApplyToken/RevokeToken callers
 	for round := 1; round <= rounds; round++ {
 		p := startTokenmq(t, args...)
-		c := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+		c := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret,
+			HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}}
 		verify(t, c, round, &mu, applied, revoked, pending)
 
 		var acked atomic.Int64
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		for w := range 32 {
+		for w := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -73,8 +76,9 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 				}
 			}()
 		}
-		// Kill once a few hundred writes are acknowledged in this round.
-		waitFor(t, 60*time.Second, "300 acknowledged ApplyTokens", func() bool { return acked.Load() >= 300 })
+		// Kill once hundreds of writes are acknowledged in this round, with
+		// every writer mid-call.
+		waitFor(t, 60*time.Second, "600 acknowledged ApplyTokens", func() bool { return acked.Load() >= 600 })
 		p.kill()
 		cancel()
 		wg.Wait()
