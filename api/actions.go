@@ -15,11 +15,7 @@ import (
 const DefaultPageSize = 20
 
 func (h *Handler) applyToken(ctx context.Context, c *call) (any, *Error) {
-	inst, e := h.instance(c)
-	if e != nil {
-		return nil, e
-	}
-	v, e := required(c.ps, "Resources", "Actions", "ExpireTime")
+	inst, v, e := h.instanceAnd(c, "Resources", "Actions", "ExpireTime")
 	if e != nil {
 		return nil, e
 	}
@@ -56,11 +52,7 @@ func parseMillis(name, s string) (int64, *Error) {
 }
 
 func (h *Handler) queryToken(ctx context.Context, c *call) (any, *Error) {
-	inst, e := h.instance(c)
-	if e != nil {
-		return nil, e
-	}
-	v, e := required(c.ps, "Token")
+	inst, v, e := h.instanceAnd(c, "Token")
 	if e != nil {
 		return nil, e
 	}
@@ -79,11 +71,7 @@ func (h *Handler) queryToken(ctx context.Context, c *call) (any, *Error) {
 }
 
 func (h *Handler) revokeToken(ctx context.Context, c *call) (any, *Error) {
-	inst, e := h.instance(c)
-	if e != nil {
-		return nil, e
-	}
-	v, e := required(c.ps, "Token")
+	inst, v, e := h.instanceAnd(c, "Token")
 	if e != nil {
 		return nil, e
 	}

@@ -230,16 +230,20 @@ func (h *Handler) instance(c *call) (string, *Error) {
 	return in, nil
 }
 
-// required returns the values of the named parameters, or the error for the
-// first one missing.
-func required(ps params, names ...string) ([]string, *Error) {
+// instanceAnd reads InstanceId (checked as by instance) and the values of
+// the other required parameters, or the error for the first one missing.
+func (h *Handler) instanceAnd(c *call, names ...string) (string, []string, *Error) {
+	inst, e := h.instance(c)
+	if e != nil {
+		return "", nil, e
+	}
 	out := make([]string, len(names))
 	for i, n := range names {
-		if out[i] = ps.value(n); out[i] == "" {
-			return nil, errMissingParam(n)
+		if out[i] = c.ps.value(n); out[i] == "" {
+			return "", nil, errMissingParam(n)
 		}
 	}
-	return out, nil
+	return inst, out, nil
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, requestID, action string, e *Error) {

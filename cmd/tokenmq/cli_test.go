@@ -23,10 +23,16 @@ const testKeyID, testKeySecret = "AKCLITEST00001", "cli-test-secret-0123456789"
 // startServer runs a token service on 127.0.0.1:0 and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
+	srv := startServerIn(t, t.TempDir())
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return "http://" + srv.APIAddr().String()
+}
+
+// startServerIn starts a token service with the test key on a data dir.
+func startServerIn(t *testing.T, dataDir string) *broker.Server {
+	t.Helper()
 	cfg := config.Default()
-	cfg.Role = config.RoleTokens
-	cfg.DataDir = t.TempDir()
-	cfg.APIAddr = "127.0.0.1:0"
+	cfg.Role, cfg.DataDir, cfg.APIAddr = config.RoleTokens, dataDir, "127.0.0.1:0"
 	cfg.SetDefaults()
 	srv, err := broker.New(broker.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler),
 		AccessKeys: []api.AccessKey{{ID: testKeyID, Secret: testKeySecret, Role: api.RoleAdmin}}})
@@ -36,8 +42,7 @@ func startServer(t *testing.T) string {
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return "http://" + srv.APIAddr().String()
+	return srv
 }
 
 // cli runs the tokenmq command line in-process.
@@ -263,18 +268,7 @@ func TestKeysRotate(t *testing.T) {
 	if code, _, stderr := cli(t, "keys", "rotate", "--data-dir", dir); code != 1 || !strings.Contains(stderr, "no such file") {
 		t.Fatalf("rotate without a keyring: %d %q", code, stderr)
 	}
-	cfg := config.Default()
-	cfg.Role, cfg.DataDir, cfg.APIAddr = config.RoleTokens, dir, "127.0.0.1:0"
-	cfg.SetDefaults()
-	srv, err := broker.New(broker.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler),
-		AccessKeys: []api.AccessKey{{ID: testKeyID, Secret: testKeySecret, Role: api.RoleAdmin}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	srv.Shutdown(context.Background())
+	startServerIn(t, dir).Shutdown(context.Background())
 	code, out, _ := cli(t, "keys", "rotate", "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "server key 2 added") {
 		t.Fatalf("rotate: %d %q", code, out)
