@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,5 +323,50 @@ func TestNoTokenAtRest(t *testing.T) {
 		if _, err := thief.Query(context.Background(), "inst-a", tok); !errors.Is(err, token.ErrForged) {
 			t.Fatalf("token accepted without the key file: %v", err)
 		}
+	}
+}
+
+// countingStore counts the lookups that reach the store.
+type countingStore struct {
+	token.Store
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, id token.ID) (*token.Record, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, id)
+}
+
+// Forged, altered, malformed and expired tokens are refused before the store.
+func TestRejectedWithoutStoreLookup(t *testing.T) {
+	dir := t.TempDir()
+	st, err := boltstore.Open(filepath.Join(dir, boltstore.FileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs := &countingStore{Store: st}
+	kr, _ := token.LoadOrCreateKeyring(filepath.Join(dir, "keys.json"))
+	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+	svc, _ := token.NewService(cs, kr, token.ServiceConfig{Instances: []string{"inst-a"}, Now: clk.Now})
+	tok, _ := apply(t, svc, clk, "inst-a", time.Minute, "a")
+	other, _ := token.LoadOrCreateKeyring(filepath.Join(t.TempDir(), "keys.json"))
+	id, _ := token.NewID()
+	for name, s := range map[string]string{
+		"altered":          tok[:len(tok)-2] + "AA",
+		"other server key": other.Mint(id, clk.Now().Add(time.Hour)),
+		"malformed":        "R|W|hello",
+		"empty":            "",
+	} {
+		if _, err := svc.Query(context.Background(), "inst-a", s); !token.IsDenied(err) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	clk.Advance(time.Minute)
+	if _, err := svc.Query(context.Background(), "inst-a", tok); !errors.Is(err, token.ErrExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+	if n := cs.gets.Load(); n != 0 {
+		t.Fatalf("%d store lookups for tokens that should die before the store", n)
 	}
 }
