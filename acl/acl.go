@@ -15,7 +15,7 @@ type ACL struct {
 
 // node is one level of the filter trie.
 type node struct {
-	lits []edge          // literal children while few
+	lits []edge           // literal children while few
 	litm map[string]*node // literal children once many
 	plus *node            // child for '+'
 	hash bool             // a filter "<path to here>/#" (or "#" at the root) exists

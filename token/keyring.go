@@ -69,7 +69,7 @@ func newServerKey(secret []byte) *serverKey {
 	return k
 }
 
-func (k *serverKey) get() *macState { return k.macs.Get().(*macState) }
+func (k *serverKey) get() *macState  { return k.macs.Get().(*macState) }
 func (k *serverKey) put(m *macState) { k.macs.Put(m) }
 
 // sum sets m.tag to the tag of m.raw[:macOffset].
