@@ -109,6 +109,46 @@ func (h *Handler) listTokens(ctx context.Context, c *call) (any, *Error) {
 	return out, nil
 }
 
+// MaxFeedWait is the longest ListRevocations long poll (WaitSeconds).
+const MaxFeedWait = 25 * time.Second
+
+// listRevocations serves the revocation feed: InstanceId, After (a NextSeq
+// from an earlier answer, default 0) and WaitSeconds (0 to 25: how long to
+// wait for a revocation when there is none yet).
+func (h *Handler) listRevocations(ctx context.Context, c *call) (any, *Error) {
+	inst, e := h.instance(c)
+	if e != nil {
+		return nil, e
+	}
+	var after uint64
+	if s, ok := c.ps.get("After"); ok {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, errInvalidParam("After", "%q is not a NextSeq (a whole number).", clip(s, 32))
+		}
+		after = n
+	}
+	var wait time.Duration
+	if s, ok := c.ps.get("WaitSeconds"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || time.Duration(n)*time.Second > MaxFeedWait {
+			return nil, errInvalidParam("WaitSeconds", "%q is not a whole number from 0 to %d.", clip(s, 32), int(MaxFeedWait/time.Second))
+		}
+		wait = time.Duration(n) * time.Second
+	}
+	page, err := h.svc.Feed(ctx, inst, after, wait)
+	if err != nil {
+		return nil, h.serviceError("ListRevocations", err)
+	}
+	out := ListRevocationsResponse{RequestId: c.requestID, Revocations: make([]RevocationInfo, len(page.Revocations)),
+		NextSeq: page.Next, Reset: page.Reset}
+	for i, r := range page.Revocations {
+		out.Revocations[i] = RevocationInfo{Seq: r.Seq, TokenId: r.ID.String(),
+			RevokeTime: r.RevokeTime.UnixMilli(), ExpireTime: r.ExpireTime.UnixMilli()}
+	}
+	return out, nil
+}
+
 // serviceError maps a service error and logs the ones that are not the caller's fault.
 func (h *Handler) serviceError(action string, err error) *Error {
 	e := errorFor(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenmq/tokenmq/token"
 )
 
 func TestApplyQueryRevokeOverHTTP(t *testing.T) {
@@ -276,5 +278,70 @@ func TestClientAgainstServer(t *testing.T) {
 	bad := &Client{Endpoint: hs.srv.URL, AccessKeyID: adminID, AccessKeySecret: "not-the-secret-000"}
 	if _, err := bad.QueryToken(ctx, "inst-a", applied.Token); !errors.As(err, &apiErr) || apiErr.Code != CodeSignatureDoesNotMatch {
 		t.Fatalf("wrong secret through Client: %v", err)
+	}
+}
+
+// The revocation feed over HTTP, with a broker key: Validate and Feed are
+// what a broker in another process uses.
+func TestBrokerClientValidateAndFeed(t *testing.T) {
+	hs := newHarness(t)
+	hs.clock.t = time.Now() // the feed's long poll uses real timers
+	admin := &Client{Endpoint: hs.srv.URL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	broker := &Client{Endpoint: hs.srv.URL, AccessKeyID: brokerID, AccessKeySecret: brokerSecret}
+	ctx := context.Background()
+	applied, err := admin.ApplyToken(ctx, ApplyTokenRequest{InstanceID: "inst-a", Resources: []string{"b/#", "a/+"}, Actions: "W", ExpireTime: hs.clock.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := broker.Validate(ctx, "inst-a", applied.Token)
+	if err != nil || g.Actions.String() != "W" || len(g.Resources) != 2 || g.AccessKeyID != adminID {
+		t.Fatalf("Validate = %+v, %v", g, err)
+	}
+	if _, err := broker.Validate(ctx, "inst-a", "garbage"); !errors.Is(err, token.ErrNotFound) {
+		t.Fatalf("Validate(garbage) = %v, want token.ErrNotFound", err)
+	}
+	if _, err := broker.Validate(ctx, "inst-z", applied.Token); err == nil || token.IsDenied(err) {
+		t.Fatalf("Validate on an unserved instance = %v, want an error that is not a denial", err)
+	}
+
+	done := make(chan token.FeedPage, 1)
+	go func() {
+		p, err := broker.Feed(ctx, "inst-a", 0, 20*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- p
+	}()
+	waitFor(t, func() bool { return hs.svc.Waiters() > 0 })
+	start := time.Now()
+	if _, err := admin.RevokeToken(ctx, "inst-a", applied.Token); err != nil {
+		t.Fatal(err)
+	}
+	p := <-done
+	if len(p.Revocations) != 1 || p.Revocations[0].ID != g.TokenID || p.Next != 1 {
+		t.Fatalf("feed page %+v", p)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("long poll answered %v after the revocation", d)
+	}
+	for _, bad := range []map[string]string{
+		{"InstanceId": "inst-a", "After": "-1"},
+		{"InstanceId": "inst-a", "WaitSeconds": "26"},
+	} {
+		status, body := hs.do(http.MethodPost, hs.signed(http.MethodPost, brokerID, brokerSecret, "ListRevocations", bad))
+		if status != 400 || !strings.HasPrefix(body["Code"].(string), "InvalidParameter.") {
+			t.Errorf("%v: %d %v", bad, status, body)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

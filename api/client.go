@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/tokenmq/tokenmq/token"
 )
 
 // DefaultCallTimeout bounds a Client call whose context has no deadline.
@@ -73,6 +76,51 @@ func (c *Client) ListTokens(ctx context.Context, instanceID string, pageSize int
 	}
 	var out ListTokensResponse
 	return &out, c.Call(ctx, "ListTokens", ps, &out)
+}
+
+// Validate implements the broker's Validator over QueryToken: the token's
+// grant, token.ErrNotFound when the service says it is not valid, or
+// another error when the service could not say.
+func (c *Client) Validate(ctx context.Context, instanceID, tok string) (token.Grant, error) {
+	q, err := c.QueryToken(ctx, instanceID, tok)
+	if err != nil {
+		return token.Grant{}, err
+	}
+	if !q.TokenStatus {
+		return token.Grant{}, token.ErrNotFound
+	}
+	g := token.Grant{InstanceID: instanceID, AccessKeyID: q.AccessKeyId, ExpireTime: time.UnixMilli(q.ExpireTime)}
+	if g.TokenID, err = token.ParseID(q.TokenId); err != nil {
+		return token.Grant{}, fmt.Errorf("QueryToken answered a bad TokenId: %w", err)
+	}
+	if g.Actions, err = token.ParseActions(q.Actions); err != nil {
+		return token.Grant{}, fmt.Errorf("QueryToken answered bad Actions: %w", err)
+	}
+	if q.Resources == "" {
+		return token.Grant{}, errors.New("QueryToken answered no Resources: is the service tokenmq?")
+	}
+	g.Resources = strings.Split(q.Resources, ",")
+	return g, nil
+}
+
+// Feed implements the broker's revocation feed over ListRevocations.
+func (c *Client) Feed(ctx context.Context, instanceID string, after uint64, wait time.Duration) (token.FeedPage, error) {
+	ps := map[string]string{"InstanceId": instanceID, "After": strconv.FormatUint(after, 10),
+		"WaitSeconds": strconv.Itoa(int(wait / time.Second))}
+	var out ListRevocationsResponse
+	if err := c.Call(ctx, "ListRevocations", ps, &out); err != nil {
+		return token.FeedPage{}, err
+	}
+	page := token.FeedPage{Next: out.NextSeq, Reset: out.Reset, Revocations: make([]token.Revocation, 0, len(out.Revocations))}
+	for _, r := range out.Revocations {
+		id, err := token.ParseID(r.TokenId)
+		if err != nil {
+			return token.FeedPage{}, fmt.Errorf("ListRevocations answered a bad TokenId: %w", err)
+		}
+		page.Revocations = append(page.Revocations, token.Revocation{Seq: r.Seq, ID: id, InstanceID: instanceID,
+			RevokeTime: time.UnixMilli(r.RevokeTime), ExpireTime: time.UnixMilli(r.ExpireTime)})
+	}
+	return page, nil
 }
 
 // Call signs and sends an Alibaba-envelope action with the given action

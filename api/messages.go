@@ -84,3 +84,21 @@ type errorBody struct {
 	Message   string
 	Recommend string
 }
+
+// RevocationInfo is one entry of the revocation feed.
+type RevocationInfo struct {
+	Seq        uint64
+	TokenId    string
+	RevokeTime int64 // Unix ms
+	ExpireTime int64 // Unix ms
+}
+
+// ListRevocationsResponse is the body of ListRevocations: the revocations of
+// the instance after the position asked for, and the position to ask after
+// next (NextSeq). Reset says the log restarted below that position.
+type ListRevocationsResponse struct {
+	RequestId   string
+	Revocations []RevocationInfo
+	NextSeq     uint64
+	Reset       bool
+}

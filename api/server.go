@@ -91,9 +91,13 @@ type call struct {
 type action struct {
 	adminOnly bool
 	class     rateClass
-	overflow  string // Code when the rate limit is hit
+	overflow  string        // Code when the rate limit is hit
+	timeout   time.Duration // bounds the action; default defaultActionTimeout
 	run       func(h *Handler, ctx context.Context, c *call) (any, *Error)
 }
+
+// defaultActionTimeout bounds an action's work.
+const defaultActionTimeout = 10 * time.Second
 
 // actions are the Alibaba-envelope actions by name.
 var actions = map[string]action{
@@ -101,6 +105,9 @@ var actions = map[string]action{
 	"QueryToken":  {adminOnly: false, class: classQuery, overflow: CodeQueryTokenOverFlow, run: (*Handler).queryToken},
 	"RevokeToken": {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).revokeToken},
 	"ListTokens":  {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).listTokens},
+	// ListRevocations is tokenmq's revocation feed for brokers (long poll).
+	"ListRevocations": {adminOnly: false, class: classQuery, overflow: CodeSystemOverFlow,
+		timeout: MaxFeedWait + 5*time.Second, run: (*Handler).listRevocations},
 }
 
 // ucloudAction is the one action of the UCloud envelope.
@@ -162,7 +169,11 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 		return nil, newError(http.StatusBadRequest, act.overflow,
 			"You have called %s too many times. Please try again later.", name)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	timeout := act.timeout
+	if timeout == 0 {
+		timeout = defaultActionTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	return act.run(h, ctx, &call{ps: ps, key: key, requestID: requestID})
 }

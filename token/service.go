@@ -68,6 +68,7 @@ type Service struct {
 	gcGrace   time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+	revoked   notifier // wakes Feed calls waiting for revocations
 }
 
 // NewService returns a Service over store, minting with keys.
@@ -108,9 +109,6 @@ func NewService(store Store, keys *Keyring, cfg ServiceConfig) (*Service, error)
 
 // Serves reports whether the service issues tokens for instanceID.
 func (s *Service) Serves(instanceID string) bool { return s.instances[instanceID] }
-
-// Store returns the service's store.
-func (s *Service) Store() Store { return s.store }
 
 // ApplyRequest is a request for a new token.
 type ApplyRequest struct {
@@ -226,6 +224,7 @@ func (s *Service) Revoke(ctx context.Context, instanceID, tok string) (*Record, 
 	if err != nil {
 		return nil, fmt.Errorf("revoke token: %w", err)
 	}
+	s.revoked.notify()
 	s.log.Info("token revoked", "token_id", rec.ID.String(), "instance", instanceID)
 	return rec, nil
 }
@@ -284,11 +283,6 @@ func (s *Service) List(ctx context.Context, instanceID string, pageSize int, cur
 // period ago.
 func (s *Service) Collect(ctx context.Context) (int, error) {
 	return s.store.Collect(ctx, s.now().Add(-s.gcGrace))
-}
-
-// Revocations returns revocation-log entries after seq; see Store.Revocations.
-func (s *Service) Revocations(ctx context.Context, after uint64, limit int) ([]Revocation, error) {
-	return s.store.Revocations(ctx, after, limit)
 }
 
 const cursorLen = 8 + IDLen

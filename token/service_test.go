@@ -370,3 +370,71 @@ func TestRejectedWithoutStoreLookup(t *testing.T) {
 		t.Fatalf("%d store lookups for tokens that should die before the store", n)
 	}
 }
+
+func TestFeed(t *testing.T) {
+	svc, clk := newService(t)
+	ctx := context.Background()
+	tokA, recA := apply(t, svc, clk, "inst-a", time.Hour, "a")
+	tokB, _ := apply(t, svc, clk, "inst-b", time.Hour, "b")
+
+	page, err := svc.Feed(ctx, "inst-a", 0, 0)
+	if err != nil || len(page.Revocations) != 0 || page.Next != 0 {
+		t.Fatalf("empty feed: %+v, %v", page, err)
+	}
+
+	// A waiting follower is woken by a revocation, well before its timeout.
+	got := make(chan feedResult, 1)
+	go func() {
+		p, err := svc.Feed(ctx, "inst-a", 0, time.Minute)
+		got <- feedResult{p, err}
+	}()
+	waitUntil(t, func() bool { return svc.Waiters() > 0 })
+	if _, err := svc.Revoke(ctx, "inst-a", tokA); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || len(r.page.Revocations) != 1 || r.page.Revocations[0].ID != recA.ID || r.page.Next != 1 {
+			t.Fatalf("woken feed: %+v, %v", r.page, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a revocation did not wake the waiting feed")
+	}
+
+	// Another instance's revocation advances Next but is not returned.
+	if _, err := svc.Revoke(ctx, "inst-b", tokB); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = svc.Feed(ctx, "inst-a", 1, 0)
+	if len(page.Revocations) != 0 || page.Next != 2 {
+		t.Fatalf("feed after another instance's revocation: %+v", page)
+	}
+
+	// Nothing new: a short wait returns an empty page at the same position.
+	page, err = svc.Feed(ctx, "inst-a", 2, 20*time.Millisecond)
+	if err != nil || len(page.Revocations) != 0 || page.Next != 2 || page.Reset {
+		t.Fatalf("timed-out feed: %+v, %v", page, err)
+	}
+
+	// A position beyond the log's head means the log restarted.
+	page, _ = svc.Feed(ctx, "inst-a", 99, 0)
+	if !page.Reset || page.Next != 2 || len(page.Revocations) != 1 {
+		t.Fatalf("feed from beyond the head: %+v", page)
+	}
+}
+
+type feedResult struct {
+	page token.FeedPage
+	err  error
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

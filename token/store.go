@@ -23,6 +23,8 @@ type Store interface {
 	List(ctx context.Context, instanceID string, after *ListPosition, limit int) ([]*Record, error)
 	// Revocations returns up to limit revocation-log entries with Seq > after, in Seq order.
 	Revocations(ctx context.Context, after uint64, limit int) ([]Revocation, error)
+	// RevocationHead returns the Seq of the last revocation ever logged (0 if none).
+	RevocationHead(ctx context.Context) (uint64, error)
 	// Collect deletes the records that expired or were revoked before cutoff,
 	// and the log entries of tokens that expired before cutoff. It returns the
 	// number of records deleted.

@@ -286,6 +286,16 @@ func (s *Store) Revocations(ctx context.Context, after uint64, limit int) ([]tok
 	return out, err
 }
 
+// RevocationHead implements token.Store.
+func (s *Store) RevocationHead(ctx context.Context) (uint64, error) {
+	var head uint64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		head = tx.Bucket(bucketRevocations).Sequence()
+		return nil
+	})
+	return head, err
+}
+
 // collectBatch bounds one Collect transaction.
 const collectBatch = 5000
 

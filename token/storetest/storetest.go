@@ -163,6 +163,9 @@ func testRevocationPaging(t *testing.T, s token.Store) {
 		}
 		ids = append(ids, r.ID)
 	}
+	if head, err := s.RevocationHead(ctx); err != nil || head != 7 {
+		t.Fatalf("RevocationHead = %d, %v; want 7", head, err)
+	}
 	var seen []token.ID
 	var after uint64
 	for {
