@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,34 +14,38 @@ import (
 	"sync/atomic"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/hook"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 )
 
-// File names under the data directory.
-const (
-	// KeyringFile holds the server keys that mint and verify tokens (mode 0600).
-	KeyringFile = "keys.json"
-)
+// KeyringFile holds the server keys that mint and verify tokens (mode 0600),
+// under the data directory.
+const KeyringFile = "keys.json"
 
 // Options configure a Server.
 type Options struct {
 	// Config is the validated configuration, defaults set.
 	Config config.Config
-	// AccessKeys are the API's access keys (from the config, the environment
-	// or the data dir).
+	// AccessKeys are the token API's access keys (roles all and tokens).
 	AccessKeys []api.AccessKey
+	// ClientKey is the key a broker-role process signs QueryToken and
+	// ListRevocations with (role broker).
+	ClientKey api.AccessKey
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
 // Server is one tokenmq process.
 type Server struct {
-	cfg  config.Config
-	keys *api.Keys
-	log  *slog.Logger
+	cfg       config.Config
+	keys      *api.Keys
+	clientKey api.AccessKey
+	log       *slog.Logger
 
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -53,6 +58,10 @@ type Server struct {
 	apiLn   net.Listener
 	gcStop  chan struct{}
 	gcDone  chan struct{}
+
+	mqtt      *mqtt.Server
+	hook      *hook.Hook
+	listeners map[string]*listener // by protocol: tcp, ws, tls
 }
 
 // New checks the options and returns a Server; it does no I/O.
@@ -61,26 +70,32 @@ func New(opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Role == config.RoleBroker {
-		return nil, errors.New("role broker: the MQTT broker is not part of this build yet; run role tokens")
+	s := &Server{cfg: cfg, clientKey: opts.ClientKey, log: opts.Logger, listeners: map[string]*listener{}}
+	if s.log == nil {
+		s.log = slog.Default()
 	}
-	keys, err := api.NewKeys(opts.AccessKeys)
-	if err != nil {
-		return nil, err
+	if s.servesTokens() {
+		keys, err := api.NewKeys(opts.AccessKeys)
+		if err != nil {
+			return nil, err
+		}
+		if keys.Len() == 0 {
+			return nil, errors.New("no access keys: the token API would accept no caller")
+		}
+		s.keys = keys
 	}
-	if keys.Len() == 0 {
-		return nil, errors.New("no access keys: the token API would accept no caller")
+	if cfg.Role == config.RoleBroker && (opts.ClientKey.ID == "" || opts.ClientKey.Secret == "") {
+		return nil, errors.New("role broker signs its calls to the token service with TOKENMQ_ACCESS_KEY_ID and TOKENMQ_ACCESS_KEY_SECRET; set them")
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Server{cfg: cfg, keys: keys, log: log}, nil
+	return s, nil
 }
 
+func (s *Server) servesTokens() bool { return s.cfg.Role != config.RoleBroker }
+func (s *Server) runsBroker() bool   { return s.cfg.Role != config.RoleTokens }
+
 // Start opens the store and binds every listener; it returns once they are
-// bound (or on the first failure, having released what it opened). It may
-// be called once.
+// all bound (or on the first failure, having released what it opened). It
+// may be called once.
 func (s *Server) Start(ctx context.Context) error {
 	err := errors.New("server already started")
 	s.startOnce.Do(func() { err = s.start(ctx) })
@@ -90,26 +105,75 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
-			s.release()
+			s.release(context.Background())
 		}
 	}()
+	var rpc http.Handler
+	if s.servesTokens() {
+		if rpc, err = s.startTokenService(); err != nil {
+			return err
+		}
+	}
+	if s.runsBroker() {
+		if err := s.startBroker(ctx); err != nil {
+			return err
+		}
+	}
+	var lc net.ListenConfig
+	if s.apiLn, err = lc.Listen(ctx, "tcp", s.cfg.APIAddr); err != nil {
+		return fmt.Errorf("api listener: %w", err)
+	}
+	s.httpSrv = &http.Server{
+		Handler:           s.mux(rpc),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      api.MaxFeedWait + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := s.httpSrv.Serve(s.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("api server stopped", "err", err)
+		}
+	}()
+	s.log.Info("listening", "listener", "api", "addr", s.apiLn.Addr().String())
+	if s.mqtt != nil {
+		if err := s.mqtt.Serve(); err != nil {
+			return fmt.Errorf("mqtt: %w", err)
+		}
+		s.hook.Start()
+		for _, p := range []string{"tcp", "ws", "tls"} {
+			if l := s.listeners[p]; l != nil {
+				s.log.Info("listening", "listener", "mqtt-"+p, "addr", l.Address())
+			}
+		}
+	}
+	s.ready.Store(true)
+	s.log.Info("ready", "role", s.cfg.Role, "instance", s.cfg.InstanceID, "instances", s.cfg.Tokens.Instances, "data_dir", s.cfg.DataDir)
+	return nil
+}
+
+// startTokenService opens the store and returns the RPC handler.
+func (s *Server) startTokenService() (http.Handler, error) {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	s.store, err = boltstore.Open(filepath.Join(s.cfg.DataDir, boltstore.FileName), 2*time.Second)
+	st, err := boltstore.Open(filepath.Join(s.cfg.DataDir, boltstore.FileName), 2*time.Second)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	s.store = st
 	kr, err := token.LoadOrCreateKeyring(filepath.Join(s.cfg.DataDir, KeyringFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.svc, err = token.NewService(s.store, kr, token.ServiceConfig{
 		Instances: s.cfg.Tokens.Instances, MinTTL: s.cfg.Tokens.MinTTL, MaxTTL: s.cfg.Tokens.MaxTTL,
 		GCGrace: s.cfg.Tokens.GCGrace, Logger: s.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a := s.cfg.API
 	h, err := api.NewHandler(api.Config{
@@ -121,38 +185,86 @@ func (s *Server) start(ctx context.Context) (err error) {
 		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
+	go s.collectLoop()
+	return h, nil
+}
+
+// startBroker assembles Mochi with the auth hook and binds the MQTT listeners.
+func (s *Server) startBroker(ctx context.Context) error {
+	b := s.cfg.Broker
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = b.MaxPacketSize
+	s.mqtt = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       slog.New(floorHandler{s.log.Handler(), slog.LevelWarn}).With("component", "mochi"),
+	})
+	var validator hook.Validator
+	var feed hook.RevocationFeed
+	if s.svc != nil {
+		validator, feed = s.svc, s.svc
+	} else {
+		c := &api.Client{Endpoint: s.cfg.TokenService, AccessKeyID: s.clientKey.ID, AccessKeySecret: s.clientKey.Secret,
+			HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}}
+		validator, feed = c, c
+	}
+	cc := b.Cache
+	h, err := hook.New(s.mqtt, hook.Config{
+		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed,
+		Cache: hook.CacheConfig{Size: cc.Size, PositiveTTL: cc.PositiveTTL, NegativeTTL: cc.NegativeTTL,
+			StaleGrace: cc.StaleGrace, QueryTimeout: cc.QueryTimeout},
+		AllowPlain: b.AllowPlainToken, DenyDisconnect: b.DenyAction == "disconnect",
+		ExpireNotice: b.ExpireNotice, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.hook = h
+	if err := s.mqtt.AddHook(h, nil); err != nil {
 		return err
 	}
 	var lc net.ListenConfig
-	s.apiLn, err = lc.Listen(ctx, "tcp", s.cfg.APIAddr)
-	if err != nil {
-		return fmt.Errorf("api listener: %w", err)
-	}
-	s.httpSrv = &http.Server{
-		Handler:           s.mux(h),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		if err := s.httpSrv.Serve(s.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("api server stopped", "err", err)
+	bind := func(protocol, addr string, wrap func(net.Listener) net.Listener) error {
+		if addr == "" {
+			return nil
 		}
-	}()
-	s.log.Info("listening", "listener", "api", "addr", s.apiLn.Addr().String())
-	s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
-	go s.collectLoop()
-	s.ready.Store(true)
-	s.log.Info("ready", "role", s.cfg.Role, "instances", s.cfg.Tokens.Instances, "data_dir", s.cfg.DataDir)
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("mqtt %s listener: %w", protocol, err)
+		}
+		if wrap != nil {
+			ln = wrap(ln)
+		}
+		l := &listener{id: protocol, protocol: protocol, ln: ln, connectTimeout: b.ConnectTimeout, log: s.log}
+		s.listeners[protocol] = l
+		return s.mqtt.AddListener(l)
+	}
+	if err := bind("tcp", s.cfg.MQTTAddr, nil); err != nil {
+		return err
+	}
+	if err := bind("ws", s.cfg.WSAddr, nil); err != nil {
+		return err
+	}
+	if s.cfg.TLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if err := bind("tls", s.cfg.TLSAddr, func(ln net.Listener) net.Listener { return tls.NewListener(ln, tc) }); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func (s *Server) mux(rpc http.Handler) http.Handler {
 	m := http.NewServeMux()
-	m.Handle("/{$}", rpc)
+	if rpc != nil {
+		m.Handle("/{$}", rpc)
+	}
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
@@ -166,7 +278,11 @@ func (s *Server) mux(rpc http.Handler) http.Handler {
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json;charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, `{"Code":"NotFound","Message":"no such path; the token API is at /"}`)
+		if rpc == nil {
+			fmt.Fprint(w, `{"Code":"NotFound","Message":"this process runs role broker; the token API is on the token service"}`)
+			return
+		}
+		fmt.Fprint(w, `{"Code":"NotFound","Message":"no such path; the token API is at /"}`)
 	})
 	return m
 }
@@ -199,7 +315,7 @@ func (s *Server) collectLoop() {
 	}
 }
 
-// APIAddr returns the bound address of the API listener (nil before Start).
+// APIAddr returns the bound address of the HTTP listener (nil before Start).
 func (s *Server) APIAddr() net.Addr {
 	if s.apiLn == nil {
 		return nil
@@ -207,40 +323,107 @@ func (s *Server) APIAddr() net.Addr {
 	return s.apiLn.Addr()
 }
 
-// Service returns the in-process token service (nil before Start).
+// MQTTAddr returns the bound address of an MQTT listener: "tcp", "ws" or
+// "tls" ("" if it does not run).
+func (s *Server) MQTTAddr(protocol string) string {
+	if l := s.listeners[protocol]; l != nil {
+		return l.Address()
+	}
+	return ""
+}
+
+// Service returns the in-process token service (nil in role broker).
 func (s *Server) Service() *token.Service { return s.svc }
 
-// Shutdown stops accepting, lets requests in flight finish until ctx ends,
-// and closes the store (every committed write is already on disk). It is
+// Hook returns the broker's auth hook (nil in role tokens).
+func (s *Server) Hook() *hook.Hook { return s.hook }
+
+// Shutdown stops accepting, disconnects MQTT clients with 0x8B (server
+// shutting down), lets API requests in flight finish, and closes the store
+// (every acknowledged write is already on disk). It is bounded by ctx and
 // idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.ready.Store(false)
-		if s.httpSrv != nil {
-			if err := s.httpSrv.Shutdown(ctx); err != nil {
-				s.stopErr = fmt.Errorf("api shutdown: %w", err)
-				s.httpSrv.Close()
-			}
-		}
-		s.release()
+		s.stopErr = s.release(ctx)
 		s.log.Info("stopped")
 	})
 	return s.stopErr
 }
 
-// release stops the GC loop and closes the store.
-func (s *Server) release() {
+// release stops everything that was started, in order: MQTT, HTTP, GC, store.
+func (s *Server) release(ctx context.Context) error {
+	var errs []error
+	if s.hook != nil {
+		s.hook.Close()
+	}
+	if s.mqtt != nil {
+		done := make(chan struct{})
+		go func() { _ = s.mqtt.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("mqtt shutdown: %w", ctx.Err()))
+		}
+	}
+	if s.httpSrv != nil {
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+			s.httpSrv.Close()
+		}
+	} else if s.apiLn != nil {
+		s.apiLn.Close()
+	}
 	if s.gcStop != nil {
 		close(s.gcStop)
 		<-s.gcDone
 		s.gcStop = nil
 	}
-	if s.apiLn != nil && s.httpSrv == nil {
-		s.apiLn.Close()
-	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
-			s.log.Warn("closing store", "err", err)
+			errs = append(errs, fmt.Errorf("closing store: %w", err))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// floorHandler is the handler of Mochi's logger. It drops records below a
+// level (Mochi logs every connection at info, which would drown tokenmq's
+// own log) and the attributes in which Mochi logs whole packets: a packet
+// can carry a password or a token.
+type floorHandler struct {
+	slog.Handler
+	floor slog.Level
+}
+
+func (f floorHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.floor && f.Handler.Enabled(ctx, l)
+}
+
+// packetAttrs are the attribute keys under which Mochi logs packets.
+var packetAttrs = map[string]bool{"pk": true, "packet": true, "will": true, "payload": true}
+
+func (f floorHandler) Handle(ctx context.Context, r slog.Record) error {
+	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if !packetAttrs[a.Key] {
+			clean.AddAttrs(a)
+		}
+		return true
+	})
+	return f.Handler.Handle(ctx, clean)
+}
+
+func (f floorHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	kept := make([]slog.Attr, 0, len(as))
+	for _, a := range as {
+		if !packetAttrs[a.Key] {
+			kept = append(kept, a)
+		}
+	}
+	return floorHandler{f.Handler.WithAttrs(kept), f.floor}
+}
+
+func (f floorHandler) WithGroup(name string) slog.Handler {
+	return floorHandler{f.Handler.WithGroup(name), f.floor}
 }

@@ -55,6 +55,8 @@ type Config struct {
 	AccessKeys []AccessKey `yaml:"access_keys"`
 	// Tokens configures the token service.
 	Tokens Tokens `yaml:"tokens"`
+	// Broker configures the MQTT broker.
+	Broker Broker `yaml:"broker"`
 	// API configures the HTTP API.
 	API API `yaml:"api"`
 }
@@ -88,6 +90,38 @@ type Tokens struct {
 	GCGrace time.Duration `yaml:"gc_grace"`
 }
 
+// Broker configures the MQTT broker and its auth hook.
+type Broker struct {
+	// ConnectTimeout closes a connection that sends no CONNECT in time. Default 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// AllowPlainToken accepts any username with a bare token as password. Default true.
+	AllowPlainToken bool `yaml:"allow_plain_token"`
+	// DenyAction is what a denied v3.1.1 QoS 1/2 publish gets: ack (acknowledged
+	// and dropped, as Mosquitto does) or disconnect. Default ack.
+	DenyAction string `yaml:"deny_action"`
+	// ExpireNotice is how long before a token expires $SYS/tokenExpireNotice is sent; 0 turns it off. Default 5m.
+	ExpireNotice time.Duration `yaml:"expire_notice"`
+	// MaxPacketSize bounds an MQTT packet in bytes. Default 1048576.
+	MaxPacketSize uint32 `yaml:"max_packet_size"`
+	// Cache configures the token validation cache.
+	Cache Cache `yaml:"cache"`
+}
+
+// Cache configures the broker's token validation cache.
+type Cache struct {
+	// Size is the most tokens cached. Default 100000.
+	Size int `yaml:"size"`
+	// PositiveTTL is how long a valid answer is trusted (never past the token's expiry). Default 1m.
+	PositiveTTL time.Duration `yaml:"positive_ttl"`
+	// NegativeTTL is how long an invalid answer is remembered. Default 5s.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// StaleGrace is how long after PositiveTTL a valid answer still admits a
+	// client while the token service is unreachable. Default 5m.
+	StaleGrace time.Duration `yaml:"stale_grace"`
+	// QueryTimeout bounds one QueryToken call. Default 3s.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
 // API configures the HTTP token API.
 type API struct {
 	// TimestampWindow is how far a signed request's Timestamp may be from server time. Default 15m.
@@ -118,6 +152,12 @@ func Default() Config {
 		Role: RoleAll, DataDir: "./data", MQTTAddr: ":1883", WSAddr: ":8083", APIAddr: ":8080",
 		InstanceID: "mqtt-local", LogLevel: "info", LogFormat: "text",
 		Tokens: Tokens{MinTTL: token.DefaultMinTTL, MaxTTL: token.DefaultMaxTTL, GCInterval: time.Hour, GCGrace: 24 * time.Hour},
+		Broker: Broker{
+			ConnectTimeout: 10 * time.Second, AllowPlainToken: true, DenyAction: "ack", ExpireNotice: 5 * time.Minute,
+			MaxPacketSize: 1 << 20,
+			Cache: Cache{Size: 100_000, PositiveTTL: time.Minute, NegativeTTL: 5 * time.Second,
+				StaleGrace: 5 * time.Minute, QueryTimeout: 3 * time.Second},
+		},
 		API: API{
 			TimestampWindow: 15 * time.Minute, NonceCapacity: 1_000_000, MaxBodyBytes: 1 << 20,
 			RateLimits: RateLimits{ApplyToken: 100, QueryToken: 100, BrokerQueryToken: 0, Other: 100},
@@ -199,6 +239,22 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSAddr != "") != (c.TLSCert != "" && c.TLSKey != "") {
 		bad("tls_addr, tls_cert and tls_key go together: give all three or none")
+	}
+	if c.Role == RoleBroker && c.TokenService == "" {
+		bad("role broker needs token_service (--token-service URL)")
+	}
+	if c.TokenService != "" && !strings.HasPrefix(c.TokenService, "http://") && !strings.HasPrefix(c.TokenService, "https://") {
+		bad("token_service %q: want an http:// or https:// URL", c.TokenService)
+	}
+	b := c.Broker
+	if b.ConnectTimeout <= 0 || b.ExpireNotice < 0 || b.MaxPacketSize < 1024 {
+		bad("broker: connect_timeout must be positive, expire_notice not negative, max_packet_size at least 1024")
+	}
+	if b.DenyAction != "ack" && b.DenyAction != "disconnect" {
+		bad("broker.deny_action %q: want ack or disconnect", b.DenyAction)
+	}
+	if cc := b.Cache; cc.Size <= 0 || cc.PositiveTTL <= 0 || cc.NegativeTTL <= 0 || cc.StaleGrace < 0 || cc.QueryTimeout <= 0 {
+		bad("broker.cache: size, positive_ttl, negative_ttl and query_timeout must be positive, stale_grace not negative")
 	}
 	if c.Store != "" {
 		bad("store %q: only the embedded store (empty) is available in this build", redactURL(c.Store))

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
 )
@@ -58,12 +59,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
-	keys, err := resolveAccessKeys(cfg, os.Getenv, stdout, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
-		return exitUsage
+	opts := broker.Options{Config: cfg, Logger: log,
+		ClientKey: api.AccessKey{ID: os.Getenv(envKeyID), Secret: os.Getenv(envKeySecret)}}
+	if cfg.Role != config.RoleBroker {
+		keys, err := resolveAccessKeys(cfg, os.Getenv, stdout, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
+			return exitUsage
+		}
+		opts.AccessKeys = keys
 	}
-	srv, err := broker.New(broker.Options{Config: cfg, AccessKeys: keys, Logger: log})
+	srv, err := broker.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "tokenmq serve: %s\n", oneLine(err))
 		return exitUsage

@@ -1,0 +1,266 @@
+package hook
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/tokenmq/tokenmq/acl"
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// Validator answers whether a token is valid for an instance. A denial is
+// an error for which token.IsDenied is true; any other error is an outage.
+// The in-process token.Service and the HTTP api.Client both implement it.
+type Validator interface {
+	Validate(ctx context.Context, instanceID, tok string) (token.Grant, error)
+}
+
+// CacheConfig sizes the validation cache.
+type CacheConfig struct {
+	// Size is the most tokens cached. Default 100000.
+	Size int
+	// PositiveTTL is how long a valid answer is trusted before asking again;
+	// never past the token's expiry. Default 1m.
+	PositiveTTL time.Duration
+	// NegativeTTL is how long a "not valid" answer is remembered. Default 5s.
+	NegativeTTL time.Duration
+	// StaleGrace is how long past PositiveTTL a valid answer may still be used
+	// while the token service cannot be reached. Default 5m.
+	StaleGrace time.Duration
+	// QueryTimeout bounds one validation call. Default 3s.
+	QueryTimeout time.Duration
+}
+
+func (c *CacheConfig) setDefaults() {
+	if c.Size <= 0 {
+		c.Size = 100_000
+	}
+	if c.PositiveTTL <= 0 {
+		c.PositiveTTL = time.Minute
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = 5 * time.Second
+	}
+	if c.StaleGrace < 0 {
+		c.StaleGrace = 0
+	} else if c.StaleGrace == 0 {
+		c.StaleGrace = 5 * time.Minute
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = 3 * time.Second
+	}
+}
+
+// grant is a valid token's grant with its resources compiled, once.
+type grant struct {
+	token.Grant
+	acl *acl.ACL
+}
+
+// cacheKey is the SHA-256 of a token: the cache never holds tokens.
+type cacheKey [sha256.Size]byte
+
+type cacheEntry struct {
+	g       *grant // nil for a denial
+	err     error  // the denial
+	fetched time.Time
+	fresh   time.Time // trusted without asking until then
+}
+
+type flight struct {
+	done chan struct{}
+	e    *cacheEntry
+	err  error // outage
+}
+
+// CacheStats counts what the cache did.
+type CacheStats struct {
+	Hits, Misses, Calls, StaleServed, Outages int64
+}
+
+// Cache validates tokens through a Validator, remembering answers in a
+// size-bounded LRU keyed by the tokens' hashes. Concurrent misses for one
+// token make one call. It is safe for concurrent use.
+type Cache struct {
+	v        Validator
+	instance string
+	cfg      CacheConfig
+	now      func() time.Time
+	lru      *lru.Cache[cacheKey, *cacheEntry]
+
+	mu      sync.Mutex
+	flights map[cacheKey]*flight
+
+	revMu   sync.RWMutex
+	revoked map[token.ID]time.Time // revoked token -> its expiry (forget after)
+
+	hits, misses, calls, stale, outages atomic.Int64
+}
+
+// NewCache returns a Cache for one instance.
+func NewCache(v Validator, instanceID string, cfg CacheConfig, now func() time.Time) (*Cache, error) {
+	cfg.setDefaults()
+	l, err := lru.New[cacheKey, *cacheEntry](cfg.Size)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Cache{v: v, instance: instanceID, cfg: cfg, now: now, lru: l,
+		flights: make(map[cacheKey]*flight), revoked: make(map[token.ID]time.Time)}, nil
+}
+
+// Stats returns the counters so far.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Calls: c.calls.Load(),
+		StaleServed: c.stale.Load(), Outages: c.outages.Load()}
+}
+
+// Len returns the number of cached answers.
+func (c *Cache) Len() int { return c.lru.Len() }
+
+// errUnavailable wraps an outage: the token service did not answer.
+var errUnavailable = errors.New("token service unavailable")
+
+// Lookup returns the grant of a valid token, a denial (token.IsDenied), or
+// an error wrapping errUnavailable when no answer can be had. It never
+// returns a grant past the token's expiry or after its revocation.
+func (c *Cache) Lookup(ctx context.Context, tok string) (*grant, error) {
+	k := cacheKey(sha256.Sum256([]byte(tok)))
+	now := c.now()
+	cached, _ := c.lru.Get(k)
+	if cached != nil && now.Before(cached.fresh) {
+		if cached.g == nil {
+			c.hits.Add(1)
+			return nil, cached.err
+		}
+		if err := c.usable(cached.g, now); err != nil {
+			c.lru.Remove(k)
+			return nil, err
+		}
+		c.hits.Add(1)
+		return cached.g, nil
+	}
+	c.misses.Add(1)
+	e, err := c.fetch(ctx, k, tok)
+	now = c.now()
+	if err != nil {
+		c.outages.Add(1)
+		// The service cannot answer: a recent enough valid answer stands in.
+		if cached != nil && cached.g != nil && now.Sub(cached.fetched) <= c.cfg.PositiveTTL+c.cfg.StaleGrace &&
+			c.usable(cached.g, now) == nil {
+			c.stale.Add(1)
+			return cached.g, nil
+		}
+		return nil, err
+	}
+	if e.g == nil {
+		return nil, e.err
+	}
+	if err := c.usable(e.g, now); err != nil {
+		c.lru.Remove(k)
+		return nil, err
+	}
+	return e.g, nil
+}
+
+// usable checks a cached grant against the clock and the revocations heard.
+func (c *Cache) usable(g *grant, now time.Time) error {
+	if !now.Before(g.ExpireTime) {
+		return token.ErrExpired
+	}
+	if c.isRevoked(g.TokenID) {
+		return token.ErrRevoked
+	}
+	return nil
+}
+
+// fetch asks the validator, once for all concurrent callers of one token.
+func (c *Cache) fetch(ctx context.Context, k cacheKey, tok string) (*cacheEntry, error) {
+	c.mu.Lock()
+	if f := c.flights[k]; f != nil {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.e, f.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[k] = f
+	c.mu.Unlock()
+
+	f.e, f.err = c.call(tok)
+	if f.err == nil {
+		c.lru.Add(k, f.e)
+	}
+	c.mu.Lock()
+	delete(c.flights, k)
+	c.mu.Unlock()
+	close(f.done)
+	return f.e, f.err
+}
+
+// call makes one validation call, bounded by QueryTimeout and independent
+// of any one caller's context (others may be waiting on it).
+func (c *Cache) call(tok string) (*cacheEntry, error) {
+	c.calls.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
+	defer cancel()
+	g, err := c.v.Validate(ctx, c.instance, tok)
+	now := c.now()
+	if token.IsDenied(err) {
+		return &cacheEntry{err: err, fetched: now, fresh: now.Add(c.cfg.NegativeTTL)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	compiled, err := acl.Compile(g.Resources)
+	if err != nil { // the service handed out a resource it should have refused
+		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", errUnavailable, g.TokenID, err)
+	}
+	fresh := now.Add(c.cfg.PositiveTTL)
+	if g.ExpireTime.Before(fresh) {
+		fresh = g.ExpireTime
+	}
+	return &cacheEntry{g: &grant{Grant: g, acl: compiled}, fetched: now, fresh: fresh}, nil
+}
+
+// MarkRevoked records a revocation heard from the feed: the token is refused
+// from now on, whatever the cache holds or a call in flight returns.
+func (c *Cache) MarkRevoked(id token.ID, expire time.Time) {
+	c.revMu.Lock()
+	c.revoked[id] = expire
+	c.revMu.Unlock()
+}
+
+func (c *Cache) isRevoked(id token.ID) bool {
+	c.revMu.RLock()
+	_, ok := c.revoked[id]
+	c.revMu.RUnlock()
+	return ok
+}
+
+// Prune forgets revocations of tokens that have expired anyway.
+func (c *Cache) Prune() {
+	now := c.now()
+	c.revMu.Lock()
+	for id, exp := range c.revoked {
+		if !now.Before(exp) {
+			delete(c.revoked, id)
+		}
+	}
+	c.revMu.Unlock()
+}
+
+// Purge drops every cached answer (not the revocations heard).
+func (c *Cache) Purge() { c.lru.Purge() }

@@ -1,0 +1,138 @@
+package hook
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// Form is the shape of a client's CONNECT credentials.
+type Form uint8
+
+// Credential forms (SPEC §3.1).
+const (
+	// FormApsara is ApsaraMQ's: username "Token|<AccessKeyId>|<InstanceId>",
+	// password "<type>|<token>" pairs joined by '|'.
+	FormApsara Form = iota + 1
+	// FormPlain is any other username with a bare token as password.
+	FormPlain
+)
+
+// ErrBadCredentials means the CONNECT credentials are missing or malformed.
+var ErrBadCredentials = errors.New("missing or malformed credentials")
+
+// maxTokenLength bounds a token string; longer ones are malformed without a lookup.
+const maxTokenLength = 128
+
+// Credential is one token of a CONNECT and the type it is given as. In the
+// plain form Type is 0: the token's own Actions apply.
+type Credential struct {
+	Type  token.Actions
+	Token string
+}
+
+// Credentials are a CONNECT's parsed username and password.
+type Credentials struct {
+	Form        Form
+	AccessKeyID string // FormApsara
+	InstanceID  string // FormApsara
+	Tokens      []Credential
+}
+
+// ParseCredentials parses a CONNECT's username and password. allowPlain
+// turns the plain form on. Every error is ErrBadCredentials (wrapped).
+func ParseCredentials(username, password []byte, hasPassword, allowPlain bool) (Credentials, error) {
+	if !hasPassword || len(password) == 0 {
+		return Credentials{}, errors.Join(ErrBadCredentials, errors.New("no password"))
+	}
+	pw := string(password)
+	if u := string(username); strings.HasPrefix(u, "Token|") {
+		parts := strings.Split(u, "|")
+		if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+			return Credentials{}, errors.Join(ErrBadCredentials, errors.New(`username is not "Token|AccessKeyId|InstanceId"`))
+		}
+		creds := Credentials{Form: FormApsara, AccessKeyID: parts[1], InstanceID: parts[2]}
+		fields := strings.Split(pw, "|")
+		if len(fields)%2 != 0 || len(fields) > 6 {
+			return Credentials{}, errors.Join(ErrBadCredentials, errors.New(`password is not "<type>|<token>" pairs`))
+		}
+		var seen token.Actions
+		seenRW := false
+		for i := 0; i < len(fields); i += 2 {
+			var typ token.Actions
+			switch fields[i] {
+			case "R":
+				typ = token.ActionRead
+			case "W":
+				typ = token.ActionWrite
+			case "RW":
+				typ = token.ActionReadWrite
+				if seenRW {
+					return Credentials{}, errors.Join(ErrBadCredentials, errors.New("type RW given twice"))
+				}
+				seenRW = true
+			default:
+				return Credentials{}, errors.Join(ErrBadCredentials, errors.New("token type is not R, W or RW"))
+			}
+			if typ != token.ActionReadWrite {
+				if seen&typ != 0 {
+					return Credentials{}, errors.Join(ErrBadCredentials, errors.New("a token type is given twice"))
+				}
+				seen |= typ
+			}
+			if err := checkTokenShape(fields[i+1]); err != nil {
+				return Credentials{}, err
+			}
+			creds.Tokens = append(creds.Tokens, Credential{Type: typ, Token: fields[i+1]})
+		}
+		return creds, nil
+	}
+	if !allowPlain {
+		return Credentials{}, errors.Join(ErrBadCredentials, errors.New("plain-token credentials are turned off"))
+	}
+	if err := checkTokenShape(pw); err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{Form: FormPlain, Tokens: []Credential{{Token: pw}}}, nil
+}
+
+// checkTokenShape rejects what cannot be a token without any lookup.
+func checkTokenShape(t string) error {
+	if t == "" || len(t) > maxTokenLength {
+		return errors.Join(ErrBadCredentials, errors.New("token empty or longer than 128 characters"))
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return errors.Join(ErrBadCredentials, errors.New("token has a character outside base64url"))
+		}
+	}
+	return nil
+}
+
+// typeName renders a token type as the notices do: R, W or RW.
+func typeName(a token.Actions) string {
+	switch a {
+	case token.ActionRead:
+		return "R"
+	case token.ActionWrite:
+		return "W"
+	case token.ActionReadWrite:
+		return "RW"
+	}
+	return ""
+}
+
+// parseTypeName parses R, W or RW.
+func parseTypeName(s string) (token.Actions, bool) {
+	switch s {
+	case "R":
+		return token.ActionRead, true
+	case "W":
+		return token.ActionWrite, true
+	case "RW":
+		return token.ActionReadWrite, true
+	}
+	return 0, false
+}
