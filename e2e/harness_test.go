@@ -190,6 +190,15 @@ func mustConnect5(t *testing.T, addr, clientID, username, password string, extra
 	return c
 }
 
+func mustConnect5Over(t *testing.T, conn net.Conn, clientID, username, password string, extra ...func(*paho.Connect)) *client5 {
+	t.Helper()
+	c, code := connect5Over(t, conn, clientID, username, password, extra...)
+	if c == nil {
+		t.Fatalf("connect %s refused with 0x%02x", clientID, code)
+	}
+	return c
+}
+
 // subscribe returns the SUBACK reason code of one filter.
 func (c *client5) subscribe(filter string, qos byte) byte {
 	c.t.Helper()

@@ -431,11 +431,22 @@ func (h *Hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	return mqtt.Will{}, nil // an empty topic reaches no subscriber and is not retained
 }
 
-// OnPacketRead catches $SYS/uploadToken before Mochi drops it (it drops
-// every client publish to $SYS without asking hooks).
+// OnPacketRead sees client publishes to $SYS before Mochi drops them (it
+// drops them without asking hooks, and without acknowledging them): it
+// handles $SYS/uploadToken, and answers the others as denied publishes.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Publish && pk.TopicName == TopicUploadToken {
+	if pk.FixedHeader.Type != packets.Publish || len(pk.TopicName) < 4 || !strings.EqualFold(pk.TopicName[:4], "$SYS") {
+		return pk, nil
+	}
+	if pk.TopicName == TopicUploadToken {
 		h.renew(cl, pk)
+		return pk, nil
+	}
+	h.denials.Add(1)
+	if cl.Properties.ProtocolVersion >= 5 {
+		h.ackDropped(cl, pk, packets.ErrNotAuthorized)
+	} else {
+		h.ackDropped(cl, pk, packets.CodeSuccess) // acknowledged and dropped, as other v3.1.1 denials
 	}
 	return pk, nil
 }
@@ -468,7 +479,7 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 	if err != nil && !token.IsDenied(err) {
 		h.log.Warn("renewal not checked: token service unavailable", "client", cl.ID, "err", err)
 		if pk.FixedHeader.Qos > 0 && cl.Properties.ProtocolVersion >= 5 {
-			h.ackUpload(cl, pk, packets.ErrUnspecifiedError)
+			h.ackDropped(cl, pk, packets.ErrUnspecifiedError)
 		}
 		return
 	}
@@ -507,7 +518,7 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	h.pruneSubscriptions(cl, r)
-	h.ackUpload(cl, pk, packets.CodeSuccess)
+	h.ackDropped(cl, pk, packets.CodeSuccess)
 	h.log.Info("token renewed", "client", cl.ID, "token_id", g.TokenID.String(), "type", typeName(typ))
 }
 
@@ -518,10 +529,10 @@ func stopTimer(t *time.Timer) *time.Timer {
 	return nil
 }
 
-// ackUpload acknowledges a $SYS/uploadToken publish, which Mochi then drops
-// without answering. A QoS 2 one enters the in-flight table so that Mochi
-// completes PUBREL/PUBCOMP as usual.
-func (h *Hook) ackUpload(cl *mqtt.Client, pk packets.Packet, reason packets.Code) {
+// ackDropped acknowledges a publish to $SYS, which Mochi then drops without
+// answering. A QoS 2 one acknowledged with success enters the in-flight
+// table so that Mochi completes PUBREL/PUBCOMP as usual.
+func (h *Hook) ackDropped(cl *mqtt.Client, pk packets.Packet, reason packets.Code) {
 	switch pk.FixedHeader.Qos {
 	case 1:
 		_ = cl.WritePacket(ack(packets.Puback, pk.PacketID, reason))
