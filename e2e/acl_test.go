@@ -165,7 +165,9 @@ func TestWillOutsideRightsRefused(t *testing.T) {
 	e := startEnv(t)
 	tok := e.apply("dev/+/status", "R,W", time.Hour)
 	will := func(topic string) func(*paho.Connect) {
-		return func(c *paho.Connect) { c.WillMessage = &paho.WillMessage{Topic: topic, Payload: []byte("gone"), QoS: 1} }
+		return func(c *paho.Connect) {
+			c.WillMessage = &paho.WillMessage{Topic: topic, Payload: []byte("gone"), QoS: 1}
+		}
 	}
 	if _, code := connect5(t, e.mqtt, "bad-will", "d", tok, will("other/status")); code != 0x87 {
 		t.Fatalf("will outside rights: CONNACK 0x%02x, want 0x87", code)
