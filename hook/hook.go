@@ -470,7 +470,7 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 		typ, okType = parseTypeName(body.Type)
 	}
 	if !okType || checkTokenShape(body.Token) != nil {
-		h.kick(s, InvalidCodeInvalid, typ, packets.ErrNotAuthorized, "malformed renewal")
+		h.refuseRenewal(s, pk, typ, "malformed renewal")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cache.cfg.QueryTimeout)
@@ -484,7 +484,7 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if err != nil || h.check(Credentials{Form: s.form, AccessKeyID: s.accessKeyID}, g, typ) != nil {
-		h.kick(s, InvalidCodeInvalid, typ, packets.ErrNotAuthorized, "invalid renewal")
+		h.refuseRenewal(s, pk, typ, "invalid renewal")
 		return
 	}
 
@@ -520,6 +520,15 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 	h.pruneSubscriptions(cl, r)
 	h.ackDropped(cl, pk, packets.CodeSuccess)
 	h.log.Info("token renewed", "client", cl.ID, "token_id", g.TokenID.String(), "type", typeName(typ))
+}
+
+// refuseRenewal answers an invalid $SYS/uploadToken: a v5 client's QoS 1/2
+// publish gets 0x87, then the notice (code 1) and the disconnect.
+func (h *Hook) refuseRenewal(s *session, pk packets.Packet, typ token.Actions, why string) {
+	if s.cl.Properties.ProtocolVersion >= 5 {
+		h.ackDropped(s.cl, pk, packets.ErrNotAuthorized)
+	}
+	h.kick(s, InvalidCodeInvalid, typ, packets.ErrNotAuthorized, why)
 }
 
 func stopTimer(t *time.Timer) *time.Timer {

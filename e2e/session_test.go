@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenmq/tokenmq/config"
+)
+
+// invalidNotice decodes a $SYS/tokenInvalidNotice payload.
+func invalidNotice(t *testing.T, m message) (code int, typ string) {
+	t.Helper()
+	var n struct {
+		Code int    `json:"code"`
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(m.payload), &n); err != nil {
+		t.Fatalf("notice %q: %v", m.payload, err)
+	}
+	return n.Code, n.Type
+}
+
+// SPEC §3.4: the expiry notice, renewal by $SYS/uploadToken keeping the
+// client past its first token's expiry, and the upload never routed.
+func TestRenewalKeepsClientAlive(t *testing.T) {
+	e := startEnv(t, shortTTL, withNotice(1500*time.Millisecond))
+	watcher := mustConnect5(t, e.mqtt, "watcher", "w", e.apply("#,$SYS/#", "R", time.Hour))
+	watcher.subscribe("#", 1)
+	watcher.subscribe("$SYS/#", 1)
+
+	first := e.apply("dev/#", "R,W", 2*time.Second)
+	firstExp := time.Now().Add(2 * time.Second)
+	dev := mustConnect5(t, e.mqtt, "dev", "d", first)
+	notice := dev.waitMessage("$SYS/tokenExpireNotice", 3*time.Second)
+	var n struct {
+		ExpireTime int64  `json:"expireTime"`
+		Type       string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(notice.payload), &n); err != nil || n.Type != "RW" || abs(n.ExpireTime-firstExp.UnixMilli()) > 1000 {
+		t.Fatalf("expire notice %q: %+v, %v", notice.payload, n, err)
+	}
+
+	second := e.apply("dev/#", "R,W", time.Hour)
+	upload := fmt.Sprintf(`{"token":%q,"type":"RW"}`, second)
+	if c := dev.publish("$SYS/uploadToken", 1, false, upload); c != 0 {
+		t.Fatalf("uploadToken PUBACK 0x%02x, want 0x00", c)
+	}
+	// Well past the first token's expiry the client is still connected and working.
+	waitFor(t, 5*time.Second, "the first token's expiry to pass", func() bool { return time.Now().After(firstExp.Add(time.Second)) })
+	if c := dev.publish("dev/alive", 1, false, "yes"); c != 0 {
+		t.Fatalf("publish after the first token expired: 0x%02x", c)
+	}
+	watcher.waitMessage("dev/alive", 5*time.Second)
+	select {
+	case <-dev.closed:
+		t.Fatal("renewed client was disconnected")
+	default:
+	}
+	for _, m := range watcher.received() {
+		if strings.Contains(m.payload, second) || strings.Contains(m.topic, "uploadToken") {
+			t.Fatalf("the uploaded token reached a subscriber: %+v", m)
+		}
+	}
+	for _, m := range dev.received() {
+		if m.topic == "$SYS/tokenInvalidNotice" {
+			t.Fatalf("renewed client got %q", m.payload)
+		}
+	}
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// SPEC §3.4: expiry without renewal: notice code 2 and DISCONNECT 0xA0
+// within a second (v5); the socket closes (v3.1.1).
+func TestExpiryDisconnects(t *testing.T) {
+	e := startEnv(t, shortTTL, withNotice(0))
+	tok := e.apply("dev/#", "R,W", 1500*time.Millisecond)
+	exp := time.Now().Add(1500 * time.Millisecond)
+	dev := mustConnect5(t, e.mqtt, "dev", "d", tok)
+	dev3, _ := connect3(t, e.mqtt, "dev3", "d", tok)
+	reason := dev.waitClosed(5 * time.Second)
+	if late := time.Since(exp); late > time.Second {
+		t.Fatalf("disconnected %v after expiry", late)
+	}
+	if reason != 0xA0 {
+		t.Fatalf("DISCONNECT reason 0x%02x, want 0xA0", reason)
+	}
+	code, typ := invalidNotice(t, dev.waitMessage("$SYS/tokenInvalidNotice", time.Second))
+	if code != 2 || typ != "RW" {
+		t.Fatalf("invalid notice code %d type %q, want 2 RW", code, typ)
+	}
+	dev3.waitLost(2 * time.Second)
+	if late := time.Since(exp); late > 2*time.Second {
+		t.Fatalf("v3.1.1 client closed %v after expiry", late)
+	}
+}
+
+// SPEC §3.5: revocation disconnects within a second with 0x98 and code 3.
+func TestRevocationDisconnects(t *testing.T) {
+	e := startEnv(t)
+	tok := e.apply("dev/#", "R,W", time.Hour)
+	other := e.apply("dev/#", "R,W", time.Hour)
+	apsara := "Token|" + adminID + "|mqtt-local"
+	devs := []*client5{
+		mustConnect5(t, e.mqtt, "dev-plain", "d", tok),
+		mustConnect5(t, e.mqtt, "dev-apsara", apsara, "R|"+tok+"|W|"+other),
+	}
+	bystander := mustConnect5(t, e.mqtt, "bystander", "b", other)
+	dev3, _ := connect3(t, e.mqtt, "dev3", "d", tok)
+	start := time.Now()
+	e.revoke(tok)
+	for i, d := range devs {
+		if r := d.waitClosed(2 * time.Second); r != 0x98 {
+			t.Fatalf("client %d: DISCONNECT 0x%02x, want 0x98", i, r)
+		}
+		code, typ := invalidNotice(t, d.waitMessage("$SYS/tokenInvalidNotice", time.Second))
+		if want := []string{"RW", "R"}[i]; code != 3 || typ != want {
+			t.Fatalf("client %d: notice code %d type %q, want 3 %s", i, code, typ, want)
+		}
+	}
+	dev3.waitLost(2 * time.Second)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("revocation took %v to disconnect everyone", d)
+	}
+	// The token is refused from now on; the other token's client stays.
+	if _, code := connect5(t, e.mqtt, "again", "d", tok); code != 0x86 {
+		t.Fatalf("reconnect with the revoked token: 0x%02x, want 0x86", code)
+	}
+	if c := bystander.publish("dev/x", 1, false, "still here"); c != 0 {
+		t.Fatalf("bystander publish: 0x%02x", c)
+	}
+}
+
+func TestInvalidRenewalDisconnects(t *testing.T) {
+	e := startEnv(t)
+	for _, payload := range []string{
+		`{"token":"not-a-token","type":"RW"}`,
+		`{"token":"` + strings.Repeat("A", 82) + `","type":"R"}`,
+		`{"token":"x","type":"RWX"}`,
+		`not json`,
+	} {
+		dev := mustConnect5(t, e.mqtt, "dev", "d", e.apply("dev/#", "R,W", time.Hour))
+		dev.publish("$SYS/uploadToken", 0, false, payload)
+		dev.waitClosed(2 * time.Second)
+		code, _ := invalidNotice(t, dev.waitMessage("$SYS/tokenInvalidNotice", time.Second))
+		if code != 1 {
+			t.Fatalf("%s: notice code %d, want 1", payload, code)
+		}
+	}
+	// A valid token of a narrower type than asked for is invalid for it.
+	dev := mustConnect5(t, e.mqtt, "dev", "d", e.apply("dev/#", "R,W", time.Hour))
+	rOnly := e.apply("dev/#", "R", time.Hour)
+	if c := dev.publish("$SYS/uploadToken", 1, false, fmt.Sprintf(`{"Token":%q,"type":"RW"}`, rOnly)); c != 0x87 {
+		t.Fatalf("invalid renewal PUBACK 0x%02x, want 0x87", c)
+	}
+	if r := dev.waitClosed(2 * time.Second); r != 0x87 {
+		t.Fatalf("invalid renewal DISCONNECT 0x%02x, want 0x87", r)
+	}
+}
+
+// A renewal with narrower resources removes the subscriptions they no
+// longer cover, and deliveries follow the new rights.
+func TestRenewalPrunesSubscriptions(t *testing.T) {
+	e := startEnv(t)
+	pub := mustConnect5(t, e.mqtt, "pub", "p", e.apply("#", "W", time.Hour))
+	dev := mustConnect5(t, e.mqtt, "dev", "d", e.apply("a/#,b/#", "R", time.Hour))
+	for _, f := range []string{"a/#", "b/+"} {
+		if c := dev.subscribe(f, 1); c != 1 {
+			t.Fatalf("subscribe %s: 0x%02x", f, c)
+		}
+	}
+	narrower := e.apply("a/#", "R", time.Hour)
+	if c := dev.publish("$SYS/uploadToken", 1, false, fmt.Sprintf(`{"token":%q,"type":"R"}`, narrower)); c != 0 {
+		t.Fatalf("renewal: 0x%02x", c)
+	}
+	pub.publish("b/x", 1, false, "after")
+	pub.publish("a/x", 1, false, "after")
+	dev.waitMessage("a/x", 5*time.Second)
+	neverReceived(t, dev.received(), func(m message) bool { return m.topic == "b/x" })
+	if c := dev.subscribe("b/+", 1); c != 0x87 {
+		t.Fatalf("subscribe b/+ after renewal: 0x%02x, want 0x87", c)
+	}
+}
+
+// Mochi would wait forever for a CONNECT; tokenmq closes the socket.
+func TestSilentSocketClosed(t *testing.T) {
+	e := startEnv(t, func(c *config.Config) { c.Broker.ConnectTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", e.mqtt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read a byte from a broker that was sent nothing")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("silent socket closed after %v, want about 300ms", d)
+	}
+}
