@@ -49,20 +49,31 @@ type proc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	apiURL  string
+	mqtt    string // host:port of MQTT over TCP, if it runs a broker
 	mu      sync.Mutex
 	log     strings.Builder
 	exited  chan struct{}
 	exitErr error
 }
 
-var apiAddrLine = regexp.MustCompile(`msg=listening listener=api addr=(\S+)`)
+var (
+	apiAddrLine  = regexp.MustCompile(`msg=listening listener=api addr=(\S+)`)
+	mqttAddrLine = regexp.MustCompile(`msg=listening listener=mqtt-tcp addr=(\S+)`)
+)
 
 // startTokenmq starts `tokenmq serve args...` with the e2e admin key and
 // waits until /readyz answers 200.
 func startTokenmq(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startTokenmqAs(t, adminID, adminSecret, args...)
+}
+
+// startTokenmqAs starts `tokenmq serve args...` with the given key in the
+// environment and waits until /readyz answers 200.
+func startTokenmqAs(t *testing.T, keyID, keySecret string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), "TOKENMQ_ACCESS_KEY_ID="+adminID, "TOKENMQ_ACCESS_KEY_SECRET="+adminSecret)
+	cmd.Env = append(os.Environ(), "TOKENMQ_ACCESS_KEY_ID="+keyID, "TOKENMQ_ACCESS_KEY_SECRET="+keySecret)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +91,11 @@ func startTokenmq(t *testing.T, args ...string) *proc {
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
 			p.mu.Unlock()
+			if m := mqttAddrLine.FindStringSubmatch(line); m != nil {
+				p.mu.Lock()
+				p.mqtt = m[1]
+				p.mu.Unlock()
+			}
 			if m := apiAddrLine.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
@@ -110,6 +126,8 @@ func startTokenmq(t *testing.T, args ...string) *proc {
 }
 
 func (p *proc) logs() string { p.mu.Lock(); defer p.mu.Unlock(); return p.log.String() }
+
+func (p *proc) mqttAddr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.mqtt }
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 
@@ -136,7 +137,7 @@ func connect5Over(t *testing.T, conn net.Conn, clientID, username, password stri
 	var closeOnce sync.Once
 	cl.c = paho.NewClient(paho.ClientConfig{
 		ClientID: clientID,
-		Conn:     conn,
+		Conn:     packets.NewThreadSafeConn(conn), // paho writes from several goroutines
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.mu.Lock()
 			cl.msgs = append(cl.msgs, message{pr.Packet.Topic, string(pr.Packet.Payload), pr.Packet.Retain})

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
 )
 
@@ -206,5 +208,33 @@ func TestSilentSocketClosed(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("silent socket closed after %v, want about 300ms", d)
+	}
+}
+
+// One test with the real defaults: ApsaraMQ's 60-second minimum TTL and the
+// 5-minute notice (so the notice comes at once), expiry at 60 s, disconnect
+// within a second after it. It runs in parallel with the rest.
+func TestDefaultMinimumTTLEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes a minute")
+	}
+	t.Parallel()
+	e := startEnv(t)
+	exp := time.Now().Add(60 * time.Second)
+	tok := e.apply("dev/#", "R,W", 60*time.Second)
+	if _, err := e.api.ApplyToken(context.Background(), api.ApplyTokenRequest{InstanceID: "mqtt-local",
+		Resources: []string{"dev/#"}, Actions: "R", ExpireTime: time.Now().Add(59 * time.Second)}); err == nil {
+		t.Fatal("a 59-second token was issued")
+	}
+	dev := mustConnect5(t, e.mqtt, "dev", "d", tok)
+	dev.waitMessage("$SYS/tokenExpireNotice", 5*time.Second) // within the 5-minute notice window at once
+	if r := dev.waitClosed(70 * time.Second); r != 0xA0 {
+		t.Fatalf("DISCONNECT 0x%02x, want 0xA0", r)
+	}
+	if early := time.Until(exp); early > 100*time.Millisecond {
+		t.Fatalf("disconnected %v before expiry", early)
+	}
+	if late := time.Since(exp); late > time.Second {
+		t.Fatalf("disconnected %v after expiry", late)
 	}
 }

@@ -30,6 +30,12 @@ const (
 	MaxPageSize = 100
 )
 
+// transitAllowance is how much of the minimum TTL may have passed while a
+// request was in flight: a client that sends now+60 s (as ApsaraMQ's own
+// documentation computes it) must not be refused because the request took
+// a few milliseconds to arrive. 59 s ahead is still refused.
+const transitAllowance = 500 * time.Millisecond
+
 var instanceIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
 
 // ValidateInstanceID reports whether id is an acceptable instance ID: 1 to 64
@@ -138,7 +144,7 @@ func (s *Service) Apply(ctx context.Context, req ApplyRequest) (string, *Record,
 	}
 	now := ms(s.now())
 	exp := ms(req.ExpireTime)
-	if exp.Sub(now) < s.minTTL {
+	if exp.Sub(now) < s.minTTL-transitAllowance {
 		return "", nil, paramErrorf("ExpireTime", "%d is %s from now; it must be at least %s in the future (a Unix time in milliseconds)",
 			exp.UnixMilli(), exp.Sub(now).Round(time.Millisecond), s.minTTL)
 	}
