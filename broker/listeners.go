@@ -17,7 +17,9 @@ import (
 // listener is a Mochi listener over a socket tokenmq binds itself, so that
 // Start knows the bound address (":0" in tests) before serving, and so that
 // a connection that sends no CONNECT is closed after connectTimeout (Mochi
-// would wait for it forever).
+// would wait for it forever). It tracks its connections so that Close
+// returns only when none is still being handed to Mochi: Mochi's Close
+// waits on a WaitGroup that a connection arriving during it would Add to.
 type listener struct {
 	id             string
 	protocol       string
@@ -28,6 +30,30 @@ type listener struct {
 
 	mu     sync.Mutex
 	closed bool
+	conns  map[net.Conn]struct{} // raw connections being served
+	wg     sync.WaitGroup        // goroutines serving them
+}
+
+// track registers a connection being served; false if the listener closed.
+func (l *listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = make(map[net.Conn]struct{})
+	}
+	l.conns[c] = struct{}{}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *listener) untrack(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	l.wg.Done()
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -50,7 +76,14 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
-		go l.establish(establish, conn, conn)
+		if !l.track(conn) {
+			conn.Close()
+			return
+		}
+		go func() {
+			defer l.untrack(conn)
+			l.establish(establish, conn, conn)
+		}()
 	}
 }
 
@@ -75,7 +108,12 @@ func (l *listener) serveWebsocket(establish listeners.EstablishFn) {
 			return
 		}
 		defer c.Close()
-		l.establish(establish, &wsConn{Conn: c.UnderlyingConn(), c: c}, c.UnderlyingConn())
+		raw := c.UnderlyingConn()
+		if !l.track(raw) {
+			return
+		}
+		defer l.untrack(raw)
+		l.establish(establish, &wsConn{Conn: raw, c: c}, raw)
 	})
 	l.mu.Lock()
 	l.ws = &http.Server{Handler: mux, ReadHeaderTimeout: l.connectTimeout}
@@ -86,7 +124,9 @@ func (l *listener) serveWebsocket(establish listeners.EstablishFn) {
 	}
 }
 
-// Close stops accepting and has Mochi disconnect this listener's clients.
+// Close stops accepting, has Mochi disconnect this listener's clients (0x8B),
+// closes the connections still short of a session, and waits until every
+// connection has left Mochi.
 func (l *listener) Close(closeClients listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
@@ -104,6 +144,12 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 		_ = l.ln.Close()
 	}
 	closeClients(l.id)
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // wsConn is a net.Conn over a websocket: MQTT packets in binary messages.

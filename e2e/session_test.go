@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
+
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
 )
@@ -237,4 +239,27 @@ func TestDefaultMinimumTTLEndToEnd(t *testing.T) {
 	if late := time.Since(exp); late > time.Second {
 		t.Fatalf("disconnected %v after expiry", late)
 	}
+}
+
+// A resumed session (clean start off) inherits its subscriptions, but gets
+// only the topics the new connection's token covers.
+func TestResumedSessionGetsOnlyNewTokensTopics(t *testing.T) {
+	e := startEnv(t)
+	pub := mustConnect5(t, e.mqtt, "pub", "p", e.apply("#", "W", time.Hour))
+	persistent := func(c *paho.Connect) {
+		c.CleanStart = false
+		exp := uint32(300)
+		c.Properties = &paho.ConnectProperties{SessionExpiryInterval: &exp}
+	}
+	wide := mustConnect5(t, e.mqtt, "sess", "d", e.apply("a/#,b/#", "R", time.Hour), persistent)
+	wide.subscribe("a/+", 1)
+	wide.subscribe("b/+", 1)
+	wide.c.Disconnect(&paho.Disconnect{})
+	<-wide.c.Done()
+
+	narrow := mustConnect5(t, e.mqtt, "sess", "d", e.apply("a/#", "R", time.Hour), persistent)
+	pub.publish("b/x", 1, false, "must not arrive")
+	pub.publish("a/x", 1, false, "arrives")
+	narrow.waitMessage("a/x", 5*time.Second)
+	neverReceived(t, narrow.received(), func(m message) bool { return m.topic == "b/x" })
 }

@@ -284,6 +284,9 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		pending()
 		return
 	}
+	// A resumed session (clean start off) inherits its subscriptions; they
+	// must fit this connection's token.
+	h.pruneSubscriptions(cl, s.rights.Load())
 	// A revocation heard between validation and indexing is caught here.
 	for _, id := range s.tokenIDs() {
 		if h.cache.isRevoked(id) {
@@ -570,7 +573,7 @@ func (h *Hook) pruneSubscriptions(cl *mqtt.Client, r *rights) {
 			atomic.AddInt64(&h.server.Info.Subscriptions, -1)
 		}
 		cl.State.Subscriptions.Delete(filter)
-		h.log.Info("subscription removed: no longer covered after renewal", "client", cl.ID, "topic", filter)
+		h.log.Info("subscription removed: not covered by the connection's token", "client", cl.ID, "topic", filter)
 	}
 }
 
