@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -75,6 +76,21 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	revoked   notifier // wakes Feed calls waiting for revocations
+
+	queries, lookups, applies, revocations atomic.Int64
+}
+
+// Stats are a Service's counters since it started.
+type Stats struct {
+	Queries      int64 // Query calls (QueryToken, broker validations)
+	StoreLookups int64 // store reads made by them: forged, malformed and expired tokens make none
+	Applies      int64 // tokens issued
+	Revocations  int64 // tokens revoked (first revocation only)
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() Stats {
+	return Stats{Queries: s.queries.Load(), StoreLookups: s.lookups.Load(), Applies: s.applies.Load(), Revocations: s.revocations.Load()}
 }
 
 // NewService returns a Service over store, minting with keys.
@@ -163,6 +179,7 @@ func (s *Service) Apply(ctx context.Context, req ApplyRequest) (string, *Record,
 	if err := s.store.Create(ctx, rec); err != nil {
 		return "", nil, fmt.Errorf("apply token: %w", err)
 	}
+	s.applies.Add(1)
 	return s.keys.Mint(id, exp), rec, nil
 }
 
@@ -174,6 +191,7 @@ func (s *Service) Query(ctx context.Context, instanceID, tok string) (*Record, e
 	if !s.Serves(instanceID) {
 		return nil, ErrInstanceNotServed
 	}
+	s.queries.Add(1)
 	c, err := s.keys.Open(tok)
 	if err != nil {
 		return nil, err
@@ -182,6 +200,7 @@ func (s *Service) Query(ctx context.Context, instanceID, tok string) (*Record, e
 	if !now.Before(c.ExpireTime) {
 		return nil, ErrExpired
 	}
+	s.lookups.Add(1)
 	rec, err := s.store.Get(ctx, c.ID)
 	if err != nil {
 		return nil, err
@@ -230,6 +249,7 @@ func (s *Service) Revoke(ctx context.Context, instanceID, tok string) (*Record, 
 	if err != nil {
 		return nil, fmt.Errorf("revoke token: %w", err)
 	}
+	s.revocations.Add(1)
 	s.revoked.notify()
 	s.log.Info("token revoked", "token_id", rec.ID.String(), "instance", instanceID)
 	return rec, nil
