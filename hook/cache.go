@@ -262,5 +262,25 @@ func (c *Cache) Prune() {
 	c.revMu.Unlock()
 }
 
+// PurgeExpired drops answers that can no longer be used: grants past their
+// token's expiry or stale grace, denials past their TTL. The LRU bounds the
+// cache's size; this keeps it from holding the dead until evicted.
+func (c *Cache) PurgeExpired() int {
+	now := c.now()
+	n := 0
+	for _, k := range c.lru.Keys() {
+		e, ok := c.lru.Peek(k)
+		if !ok {
+			continue
+		}
+		dead := e.g == nil && !now.Before(e.fresh) ||
+			e.g != nil && (!now.Before(e.g.ExpireTime) || now.Sub(e.fetched) > c.cfg.PositiveTTL+c.cfg.StaleGrace)
+		if dead && c.lru.Remove(k) {
+			n++
+		}
+	}
+	return n
+}
+
 // Purge drops every cached answer (not the revocations heard).
 func (c *Cache) Purge() { c.lru.Purge() }

@@ -196,3 +196,23 @@ func TestCacheKeyIsNotTheToken(t *testing.T) {
 		t.Fatalf("cache holds %d entries", c.Len())
 	}
 }
+
+func TestCachePurgeExpired(t *testing.T) {
+	v := &fakeValidator{grants: map[string]token.Grant{}}
+	c, clk := newTestCache(t, v)
+	v.grants["short"] = grantFor(1, clk.Now().Add(time.Minute))
+	v.grants["long"] = grantFor(2, clk.Now().Add(time.Hour))
+	for _, tok := range []string{"short", "long", "unknown"} {
+		c.Lookup(context.Background(), tok)
+	}
+	if n := c.PurgeExpired(); n != 0 || c.Len() != 3 {
+		t.Fatalf("nothing is dead yet: purged %d, %d left", n, c.Len())
+	}
+	clk.Advance(2 * time.Minute) // "short" expired, the denial's TTL passed
+	if n := c.PurgeExpired(); n != 2 || c.Len() != 1 {
+		t.Fatalf("purged %d, %d left; want 2 purged, 1 left", n, c.Len())
+	}
+	if _, err := c.Lookup(context.Background(), "long"); err != nil {
+		t.Fatalf("the live entry: %v", err)
+	}
+}

@@ -712,8 +712,9 @@ func (h *Hook) follow() {
 	}
 }
 
-// janitor forgets expired revocations and sessions whose connection died
-// without Mochi reporting it (a failure between CONNECT and CONNACK).
+// janitor forgets expired revocations and cached answers, and sessions
+// whose connection died without Mochi reporting it (a failure between
+// CONNECT and CONNACK).
 func (h *Hook) janitor() {
 	defer h.done.Done()
 	t := time.NewTicker(30 * time.Second)
@@ -724,6 +725,7 @@ func (h *Hook) janitor() {
 			return
 		case <-t.C:
 			h.cache.Prune()
+			h.cache.PurgeExpired()
 			h.sessions.Range(func(k, _ any) bool {
 				if cl := k.(*mqtt.Client); cl.Closed() {
 					h.forget(cl)
