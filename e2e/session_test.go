@@ -263,3 +263,31 @@ func TestResumedSessionGetsOnlyNewTokensTopics(t *testing.T) {
 	narrow.waitMessage("a/x", 5*time.Second)
 	neverReceived(t, narrow.received(), func(m message) bool { return m.topic == "b/x" })
 }
+
+// A client disconnected for revocation or expiry does not get its Will
+// published: the token no longer grants anything.
+func TestNoWillAfterKick(t *testing.T) {
+	e := startEnv(t, shortTTL)
+	watcher := mustConnect5(t, e.mqtt, "watcher", "w", e.apply("#", "R", time.Hour))
+	watcher.subscribe("#", 1)
+	will := func(topic string) func(*paho.Connect) {
+		return func(c *paho.Connect) { c.WillMessage = &paho.WillMessage{Topic: topic, Payload: []byte("gone"), QoS: 1} }
+	}
+	revokedTok := e.apply("dev/#", "R,W", time.Hour)
+	revoked := mustConnect5(t, e.mqtt, "revoked", "d", revokedTok, will("dev/revoked/status"))
+	expiring := mustConnect5(t, e.mqtt, "expiring", "d", e.apply("dev/#", "R,W", time.Second), will("dev/expired/status"))
+	e.revoke(revokedTok)
+	revoked.waitClosed(2 * time.Second)
+	expiring.waitClosed(3 * time.Second)
+	// A normal abnormal end still publishes its Will: the marker that the watcher is listening.
+	conn, err := net.Dial("tcp", e.mqtt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustConnect5Over(t, conn, "marker", "d", e.apply("dev/#", "R,W", time.Hour), will("dev/marker/status"))
+	conn.Close()
+	watcher.waitMessage("dev/marker/status", 5*time.Second)
+	neverReceived(t, watcher.received(), func(m message) bool {
+		return m.topic == "dev/revoked/status" || m.topic == "dev/expired/status"
+	})
+}
