@@ -271,7 +271,9 @@ func TestNoWillAfterKick(t *testing.T) {
 	watcher := mustConnect5(t, e.mqtt, "watcher", "w", e.apply("#", "R", time.Hour))
 	watcher.subscribe("#", 1)
 	will := func(topic string) func(*paho.Connect) {
-		return func(c *paho.Connect) { c.WillMessage = &paho.WillMessage{Topic: topic, Payload: []byte("gone"), QoS: 1} }
+		return func(c *paho.Connect) {
+			c.WillMessage = &paho.WillMessage{Topic: topic, Payload: []byte("gone"), QoS: 1}
+		}
 	}
 	revokedTok := e.apply("dev/#", "R,W", time.Hour)
 	revoked := mustConnect5(t, e.mqtt, "revoked", "d", revokedTok, will("dev/revoked/status"))
