@@ -1,0 +1,306 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// scenario is one measurement, run on the targets it applies to.
+type scenario struct {
+	name    string
+	unit    string
+	better  string // "higher" or "lower"
+	targets []string
+	// prepare makes the credentials a round needs on a target.
+	prepare func(t *target, o *options) (any, error)
+	// round runs one round with what prepare made.
+	round func(t *target, o *options, prep any) outcome
+	// fresh: prepare again before every round (credentials are used up).
+	fresh bool
+}
+
+type options struct {
+	rounds   int
+	duration time.Duration
+	idle     int
+	revoke   int
+	warm     map[string]float64 // connect-warm medians by target, to size connect-new
+}
+
+type pubPrep struct {
+	pubs []cred
+	sub  cred
+}
+
+var allTargets = []string{"tokenmq", "tokenmq-split", "mochi-allow-all", "mosquitto"}
+
+func scenarios() []scenario {
+	return []scenario{
+		{name: "connect-warm", unit: "connects/s", better: "higher", targets: allTargets,
+			prepare: func(t *target, o *options) (any, error) {
+				creds, err := t.issue(32, []string{"bench/#"}, "R,W", "cw")
+				if err == nil {
+					connectRound(t, creds, 32, 500*time.Millisecond, false) // fill the cache
+				}
+				return creds, err
+			},
+			round: func(t *target, o *options, p any) outcome { return connectRound(t, p.([]cred), 32, o.duration, false) }},
+		{name: "connect-new-token", unit: "connects/s", better: "higher", targets: []string{"tokenmq", "tokenmq-split", "mochi-allow-all"}, fresh: true,
+			prepare: func(t *target, o *options) (any, error) {
+				n := int(o.warm[t.name]*o.duration.Seconds()*1.3) + 1000
+				return t.issue(min(n, 150_000), []string{"bench/#"}, "R,W", "cn")
+			},
+			round: func(t *target, o *options, p any) outcome { return connectRound(t, p.([]cred), 32, o.duration, true) }},
+		{name: "publish-qos0", unit: "msgs/s", better: "higher", targets: allTargets,
+			prepare: preparePublish,
+			round: func(t *target, o *options, p any) outcome {
+				pp := p.(pubPrep)
+				return publishRound(t, pp.pubs, pp.sub, 0, o.duration)
+			}},
+		{name: "publish-qos1", unit: "msgs/s", better: "higher", targets: allTargets,
+			prepare: preparePublish,
+			round: func(t *target, o *options, p any) outcome {
+				pp := p.(pubPrep)
+				return publishRound(t, pp.pubs, pp.sub, 1, o.duration)
+			}},
+		{name: "fanout-1x50", unit: "deliveries/s", better: "higher", targets: allTargets,
+			prepare: func(t *target, o *options) (any, error) {
+				pub, err := t.issue(1, []string{"bench/fan"}, "W", "fp")
+				if err != nil {
+					return nil, err
+				}
+				subs, err := t.issue(50, []string{"bench/fan"}, "R", "fs")
+				return pubPrep{pubs: append(pub, subs...)}, err
+			},
+			round: func(t *target, o *options, p any) outcome {
+				pp := p.(pubPrep)
+				return fanoutRound(t, pp.pubs[0], pp.pubs[1:], o.duration)
+			}},
+		{name: "query-token-api", unit: "requests/s", better: "higher", targets: []string{"tokenmq"},
+			prepare: func(t *target, o *options) (any, error) {
+				c, err := t.issue(1, []string{"bench/#"}, "R", "q")
+				if err != nil {
+					return nil, err
+				}
+				return c[0].pass, nil
+			},
+			round: func(t *target, o *options, p any) outcome { return queryRound(t, p.(string), o.duration) }},
+		{name: "revoke-to-disconnect-p99", unit: "ms", better: "lower", targets: []string{"tokenmq", "tokenmq-split"},
+			prepare: func(t *target, o *options) (any, error) { return nil, nil },
+			round:   func(t *target, o *options, p any) outcome { return revokeRound(t, o.revoke) }},
+		{name: "idle-clients-rss", unit: "KiB", better: "lower", targets: []string{"tokenmq", "mochi-allow-all", "mosquitto"},
+			prepare: func(t *target, o *options) (any, error) {
+				return t.issue(o.idle, []string{"bench/idle/#"}, "R", "idle")
+			},
+			round: func(t *target, o *options, p any) outcome { return memoryRound(t, p.([]cred)) }},
+	}
+}
+
+func preparePublish(t *target, o *options) (any, error) {
+	var pubs []cred
+	for i := range 4 {
+		c, err := t.issue(1, hundredResources(i), "W", fmt.Sprintf("pub%d", i))
+		if err != nil {
+			return nil, err
+		}
+		pubs = append(pubs, c[0])
+	}
+	sub, err := t.issue(1, []string{"bench/#"}, "R", "sub")
+	if err != nil {
+		return nil, err
+	}
+	return pubPrep{pubs: pubs, sub: sub[0]}, nil
+}
+
+// Main is the tokenmq-bench command.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "_serve" {
+		if err := serveChild(args[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "tokenmq-bench _serve:", err)
+			return 1
+		}
+		return 0
+	}
+	fs := flag.NewFlagSet("tokenmq-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rounds := fs.Int("rounds", 3, "rounds per scenario and target (medians are reported)")
+	duration := fs.Duration("duration", 3*time.Second, "length of one round")
+	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all)")
+	targetList := fs.String("targets", strings.Join(allTargets, ","), "targets to start and measure")
+	idle := fs.Int("idle-clients", 10000, "idle clients for the memory scenario")
+	revoke := fs.Int("revoke-clients", 1000, "clients disconnected by one revocation")
+	asJSON := fs.Bool("json", false, "print results as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	o := &options{rounds: *rounds, duration: *duration, idle: *idle, revoke: *revoke, warm: map[string]float64{}}
+	targets, err := startTargets(strings.Split(*targetList, ","), o, stderr)
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
+	if err != nil {
+		fmt.Fprintln(stderr, "tokenmq-bench:", err)
+		return 1
+	}
+	var results []row
+	for _, sc := range scenarios() {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		r := runScenario(sc, targets, o, stderr)
+		results = append(results, r)
+		if sc.name == "connect-warm" {
+			for name, v := range r.median {
+				o.warm[name] = v
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(results)
+		return 0
+	}
+	report(stdout, results, targets)
+	return 0
+}
+
+func startTargets(names []string, o *options, log io.Writer) ([]*target, error) {
+	var out []*target
+	for _, n := range names {
+		var t *target
+		var err error
+		switch n {
+		case "tokenmq":
+			t, err = startTokenmq()
+		case "tokenmq-split":
+			t, err = startTokenmqSplit()
+		case "mochi-allow-all":
+			t, err = startMochi()
+		case "mosquitto":
+			if t, err = startMosquitto(o.idle); t == nil && err == nil {
+				fmt.Fprintln(log, "tokenmq-bench: mosquitto not installed (apt-get install mosquitto); skipping it")
+				continue
+			}
+		default:
+			err = fmt.Errorf("unknown target %q", n)
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// row is one scenario's results.
+type row struct {
+	Scenario string
+	Unit     string
+	Better   string
+	Median   map[string]float64 `json:"Median"`
+	median   map[string]float64
+	Failures map[string]int64
+	Notes    map[string]string
+}
+
+func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row {
+	r := row{Scenario: sc.name, Unit: sc.unit, Better: sc.better, median: map[string]float64{}, Failures: map[string]int64{}, Notes: map[string]string{}}
+	var applicable []*target
+	for _, t := range targets {
+		if slices.Contains(sc.targets, t.name) {
+			applicable = append(applicable, t)
+		}
+	}
+	preps := map[string]any{}
+	values := map[string][]float64{}
+	for round := range o.rounds {
+		for k := range applicable { // alternate the order from round to round
+			t := applicable[(k+round)%len(applicable)]
+			prep, ok := preps[t.name]
+			if !ok || sc.fresh {
+				p, err := sc.prepare(t, o)
+				if err != nil {
+					fmt.Fprintf(log, "%s on %s: preparing: %v\n", sc.name, t.name, err)
+					r.Failures[t.name]++
+					continue
+				}
+				preps[t.name], prep = p, p
+			}
+			out := sc.round(t, o, prep)
+			values[t.name] = append(values[t.name], out.value)
+			r.Failures[t.name] += out.failures
+			r.Notes[t.name] = out.note
+			fmt.Fprintf(log, "%-26s %-16s round %d: %10.1f %s %s\n", sc.name, t.name, round+1, out.value, sc.unit, joinNonEmpty(out.note, failNote(out.failures)))
+		}
+	}
+	for name, vs := range values {
+		slices.Sort(vs)
+		r.median[name] = vs[len(vs)/2]
+	}
+	r.Median = r.median
+	return r
+}
+
+func failNote(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d failed", n)
+}
+
+func report(w io.Writer, rows []row, targets []*target) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "scenario\tunit\t")
+	for _, t := range targets {
+		fmt.Fprintf(tw, "%s\t", t.name)
+	}
+	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t", r.Scenario, r.Unit)
+		for _, t := range targets {
+			if v, ok := r.median[t.name]; ok {
+				cell := fmt.Sprintf("%.0f", v)
+				if f := r.Failures[t.name]; f > 0 {
+					cell += fmt.Sprintf(" (%d failed)", f)
+				}
+				fmt.Fprintf(tw, "%s\t", cell)
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		ref := r.median["mochi-allow-all"]
+		if r.Scenario == "connect-new-token" {
+			ref = r.median["mochi-allow-all"] // a never-seen token vs no auth at all
+		}
+		for _, n := range []string{"tokenmq", "tokenmq-split"} {
+			if v, ok := r.median[n]; ok && ref > 0 {
+				fmt.Fprintf(tw, "%.2f\t", v/ref)
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		for _, t := range targets {
+			if n := r.Notes[t.name]; n != "" {
+				fmt.Fprintf(w, "%s, %s: %s\n", r.Scenario, t.name, n)
+			}
+		}
+	}
+}

@@ -1,0 +1,433 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenmq/tokenmq/api"
+)
+
+// cred is a client's username and password on a target.
+type cred struct{ user, pass string }
+
+// outcome is one round of one scenario on one target.
+type outcome struct {
+	value    float64 // the scenario's measure (per second, or latency in ms, or KiB)
+	failures int64   // refused or failed operations, counted apart
+	note     string  // secondary figures
+}
+
+// hundredResources are a publisher's 100 token resources; own is the
+// topic it publishes to, covered by the last one.
+func hundredResources(i int) []string {
+	rs := make([]string, 0, 100)
+	for j := range 99 {
+		rs = append(rs, fmt.Sprintf("fleet/site-%d/+/telemetry/%d", j, i))
+	}
+	return append(rs, fmt.Sprintf("bench/pub-%d/#", i))
+}
+
+// issue makes n credentials with the given rights on t: tokens (ApplyToken,
+// 32 at a time) for tokenmq, users for Mosquitto, anything for Mochi.
+func (t *target) issue(n int, resources []string, actions string, prefix string) ([]cred, error) {
+	out := make([]cred, n)
+	switch t.kind {
+	case "mochi":
+		for i := range out {
+			out[i] = cred{"bench", "bench"}
+		}
+		return out, nil
+	case "mosquitto": // the users startMosquitto made, with their ACLs
+		for i := range out {
+			u := fmt.Sprintf("%s-%d", prefix, i)
+			out[i] = cred{u, "pw-" + u}
+		}
+		return out, nil
+	}
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				r, err := t.api.ApplyToken(ctx, api.ApplyTokenRequest{InstanceID: instance, Resources: resources,
+					Actions: actions, ExpireTime: time.Now().Add(2 * time.Hour)})
+				cancel()
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				out[i] = cred{"bench", r.Token}
+			}
+		}()
+	}
+	wg.Wait()
+	return out, firstErr
+}
+
+// connectRound runs CONNECT -> CONNACK -> DISCONNECT loops from workers for
+// d, taking credentials in turn (wrapping around unless fresh, where each is
+// used once and the round ends early when they run out).
+func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh bool) outcome {
+	var next, ok, failed atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				i := next.Add(1) - 1
+				if fresh && int(i) >= len(creds) {
+					return
+				}
+				c := creds[int(i)%len(creds)]
+				conn, err := dial(t.mqtt, fmt.Sprintf("c-%d-%d", w, i), c.user, c.pass, 10*time.Second)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				conn.close()
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	return outcome{value: float64(ok.Load()) / el.Seconds(), failures: failed.Load()}
+}
+
+// publishRound: publishers with 100-resource credentials publish to their
+// own topic as fast as the broker takes it (QoS 1 with 100 in flight each);
+// one subscriber on "bench/#" counts what it receives.
+func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration) outcome {
+	received, sent, stop, err := runSubscribers(t, []cred{sub}, "bench/#", qos)
+	if err != nil {
+		return outcome{failures: 1, note: err.Error()}
+	}
+	defer stop()
+	payload := make([]byte, 64)
+	var failed atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dial(t.mqtt, fmt.Sprintf("pub-%d", i), p.user, p.pass, 10*time.Second)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer c.close()
+			topic := fmt.Sprintf("bench/pub-%d/data", i)
+			if qos == 0 {
+				for n := 0; time.Now().Before(deadline); n++ {
+					for range 64 {
+						c.publish(topic, 0, payload)
+					}
+					if c.w.Flush() != nil {
+						failed.Add(1)
+						return
+					}
+					sent.Add(64)
+				}
+				return
+			}
+			window := make(chan struct{}, 100)
+			acks := make(chan struct{})
+			go func() { // PUBACK reader
+				defer close(acks)
+				for {
+					first, _, err := c.readPacket()
+					if err != nil {
+						return
+					}
+					if first>>4 == typePuback {
+						<-window
+						sent.Add(1)
+					}
+				}
+			}()
+			for time.Now().Before(deadline) {
+				select {
+				case window <- struct{}{}:
+				case <-acks:
+					failed.Add(1)
+					return
+				}
+				c.publish(topic, 1, payload)
+				if len(window) == cap(window) || len(window)%16 == 0 {
+					c.w.Flush()
+				}
+			}
+			c.w.Flush()
+			for w := 0; len(window) > 0 && w < 200; w++ { // drain, up to 2 s
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	// Give in-flight deliveries a moment to land, then count.
+	last, settled := received.Load(), time.Now()
+	for time.Since(settled) < 300*time.Millisecond {
+		time.Sleep(50 * time.Millisecond)
+		if n := received.Load(); n != last {
+			last, settled = n, time.Now()
+		}
+	}
+	got, put := received.Load(), sent.Load()
+	note := fmt.Sprintf("sent %d, received %d", put, got)
+	if put > 0 {
+		note += fmt.Sprintf(" (%.1f%%)", 100*float64(got)/float64(put))
+	}
+	return outcome{value: float64(got) / el.Seconds(), failures: failed.Load(), note: note}
+}
+
+// runSubscribers connects subscribers to filter and counts what they receive.
+func runSubscribers(t *target, subs []cred, filter string, qos byte) (received, sent *atomic.Int64, stop func(), err error) {
+	received, sent = new(atomic.Int64), new(atomic.Int64)
+	var conns []*conn
+	stop = func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}
+	for i, s := range subs {
+		c, err := dial(t.mqtt, fmt.Sprintf("sub-%d", i), s.user, s.pass, 10*time.Second)
+		if err != nil {
+			stop()
+			return nil, nil, nil, fmt.Errorf("subscriber: %w", err)
+		}
+		if code, err := c.subscribe(filter, qos); err != nil || code > 2 {
+			stop()
+			return nil, nil, nil, fmt.Errorf("subscribe %s: code %d, %v", filter, code, err)
+		}
+		conns = append(conns, c)
+		go func() {
+			for {
+				first, body, err := c.readPacket()
+				if err != nil {
+					return
+				}
+				if first>>4 != typePublish {
+					continue
+				}
+				received.Add(1)
+				if q, id := publishInfo(first, body); q == 1 {
+					c.puback(id)
+					if c.r.Buffered() == 0 {
+						c.w.Flush()
+					}
+				}
+			}
+		}()
+	}
+	return received, sent, stop, nil
+}
+
+// fanoutRound: one publisher, many subscribers of its topic: deliveries per second.
+func fanoutRound(t *target, pub cred, subs []cred, d time.Duration) outcome {
+	received, _, stop, err := runSubscribers(t, subs, "bench/fan", 0)
+	if err != nil {
+		return outcome{failures: 1, note: err.Error()}
+	}
+	defer stop()
+	c, err := dial(t.mqtt, "fan-pub", pub.user, pub.pass, 10*time.Second)
+	if err != nil {
+		return outcome{failures: 1, note: err.Error()}
+	}
+	defer c.close()
+	payload := make([]byte, 64)
+	start := time.Now()
+	var sent int64
+	for time.Since(start) < d {
+		for range 16 {
+			c.publish("bench/fan", 0, payload)
+		}
+		c.w.Flush()
+		sent += 16
+	}
+	el := time.Since(start)
+	time.Sleep(300 * time.Millisecond)
+	got := received.Load()
+	return outcome{value: float64(got) / el.Seconds(),
+		note: fmt.Sprintf("%d published, %d of %d deliveries (%.1f%%)", sent, got, sent*int64(len(subs)), 100*float64(got)/float64(sent*int64(len(subs))))}
+}
+
+// queryRound: signed QueryToken requests from 32 keep-alive clients (broker key).
+func queryRound(t *target, tok string, d time.Duration) outcome {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	c := &api.Client{Endpoint: t.api.Endpoint, AccessKeyID: brokerID, AccessKeySecret: brokerSecret, HTTPClient: &http.Client{Transport: tr}}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				q, err := c.QueryToken(context.Background(), instance, tok)
+				if err != nil || !q.TokenStatus {
+					failed.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	note := ""
+	if len(lat) > 0 {
+		note = fmt.Sprintf("p50 %v, p99 %v", lat[len(lat)/2].Round(10*time.Microsecond), lat[len(lat)*99/100].Round(10*time.Microsecond))
+	}
+	return outcome{value: float64(len(lat)) / el.Seconds(), failures: failed.Load(), note: note}
+}
+
+// revokeRound: n clients on one token; RevokeToken; how long until each
+// client's socket is closed by the broker. The value is the p99 in ms.
+func revokeRound(t *target, n int) outcome {
+	creds, err := t.issue(1, []string{"bench/#"}, "R,W", "rv")
+	if err != nil {
+		return outcome{failures: 1, note: err.Error()}
+	}
+	closedAt := make([]time.Time, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	conns := make([]*conn, n)
+	var dialWG sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		dialWG.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer dialWG.Done()
+			defer func() { <-sem }()
+			c, err := dial(t.mqtt, fmt.Sprintf("rv-%d", i), creds[0].user, creds[0].pass, 10*time.Second)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	dialWG.Wait()
+	for i, c := range conns {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, _, err := c.readPacket(); err != nil {
+					closedAt[i] = time.Now()
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = t.api.RevokeToken(ctx, instance, creds[0].pass)
+	cancel()
+	if err != nil {
+		return outcome{failures: 1, note: err.Error()}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		for _, c := range conns {
+			if c != nil {
+				c.nc.Close()
+			}
+		}
+		<-done
+	}
+	var lat []time.Duration
+	for i, at := range closedAt {
+		if conns[i] != nil {
+			lat = append(lat, at.Sub(start))
+		}
+	}
+	if len(lat) == 0 {
+		return outcome{failures: failed.Load(), note: "no client connected"}
+	}
+	slices.Sort(lat)
+	p99 := lat[len(lat)*99/100]
+	return outcome{value: float64(p99.Microseconds()) / 1000, failures: failed.Load(),
+		note: fmt.Sprintf("%d clients: p50 %v, max %v", len(lat), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))}
+}
+
+// memoryRound: RSS growth of the broker process for n idle clients (KiB).
+func memoryRound(t *target, creds []cred) outcome {
+	before := t.rssKiB()
+	conns := make([]*conn, len(creds))
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i, c := range creds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			conn, err := dial(t.mqtt, fmt.Sprintf("idle-%d", i), c.user, c.pass, 20*time.Second)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			conns[i] = conn
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // let the process settle; RSS is a reading, not an event
+	after := t.rssKiB()
+	for _, c := range conns {
+		if c != nil {
+			c.close()
+		}
+	}
+	return outcome{value: float64(after - before), failures: failed.Load(),
+		note: fmt.Sprintf("RSS %d MiB -> %d MiB", before>>10, after>>10)}
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
+}

@@ -1,0 +1,308 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/tokenmq/tokenmq/api"
+	"github.com/tokenmq/tokenmq/broker"
+	"github.com/tokenmq/tokenmq/config"
+)
+
+// Fixed credentials of the bench's own tokenmq targets.
+const (
+	adminID, adminSecret   = "AKBENCHADMIN01", "bench-admin-secret-0123456789"
+	brokerID, brokerSecret = "AKBENCHBROKER1", "bench-broker-secret-0123456789"
+	instance               = "mqtt-local"
+)
+
+// target is a broker under test, running as a child process.
+type target struct {
+	name string
+	mqtt string      // host:port
+	api  *api.Client // tokenmq: the token service
+	proc *child      // the broker process (RSS is read from it)
+	also []*child    // other processes of the target (split roles)
+	dir  string      // scratch files
+	kind string      // tokenmq, mochi, mosquitto
+}
+
+// serveChild runs a target inside this (child) process: `tokenmq-bench
+// _serve KIND ...`. It prints "READY key=value ..." and serves until its
+// stdin closes, which is how the parent stops it (and why an orphan dies).
+func serveChild(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("_serve: which target?")
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	switch args[0] {
+	case "mochi":
+		s := mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: false})
+		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+			return err
+		}
+		l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+		if err := s.AddListener(l); err != nil {
+			return err
+		}
+		if err := s.Serve(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "READY mqtt=%s\n", l.Address())
+		io.Copy(io.Discard, os.Stdin)
+		return s.Close()
+	case "tokenmq":
+		role, tokenService := args[1], ""
+		if len(args) > 2 {
+			tokenService = args[2]
+		}
+		dir, err := os.MkdirTemp("", "tokenmq-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg := config.Default()
+		cfg.Role, cfg.DataDir, cfg.TokenService = role, dir, tokenService
+		cfg.APIAddr, cfg.MQTTAddr, cfg.WSAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+		cfg.API.RateLimits = config.RateLimits{}
+		cfg.API.NonceCapacity = 50_000_000
+		cfg.SetDefaults()
+		srv, err := broker.New(broker.Options{Config: cfg, Logger: quiet,
+			AccessKeys: []api.AccessKey{{ID: adminID, Secret: adminSecret, Role: api.RoleAdmin}, {ID: brokerID, Secret: brokerSecret, Role: api.RoleBroker}},
+			ClientKey:  api.AccessKey{ID: brokerID, Secret: brokerSecret}})
+		if err != nil {
+			return err
+		}
+		if err := srv.Start(context.Background()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "READY mqtt=%s api=%s\n", srv.MQTTAddr("tcp"), srv.APIAddr())
+		io.Copy(io.Discard, os.Stdin)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	}
+	return fmt.Errorf("_serve: unknown target %q", args[0])
+}
+
+// child is a target process. Closing stdin stops a _serve child; other
+// programs get SIGTERM.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// startChild starts `self _serve args...` and returns it with its READY values.
+func startChild(args ...string) (*child, map[string]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(self, append([]string{"_serve"}, args...)...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "READY ") {
+		cmd.Process.Kill()
+		return nil, nil, fmt.Errorf("%v did not start: %q %v", args, line, err)
+	}
+	vals := map[string]string{}
+	for _, kv := range strings.Fields(line)[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		vals[k] = v
+	}
+	return &child{cmd: cmd, stdin: stdin}, vals, nil
+}
+
+// stop ends the child and waits for it.
+func (c *child) stop() {
+	if c == nil || c.cmd.Process == nil {
+		return
+	}
+	if c.stdin != nil {
+		c.stdin.Close()
+	} else {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	done := make(chan struct{})
+	go func() { c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func startTokenmq() (*target, error) {
+	c, v, err := startChild("tokenmq", config.RoleAll)
+	if err != nil {
+		return nil, err
+	}
+	return &target{name: "tokenmq", kind: "tokenmq", mqtt: v["mqtt"], proc: c,
+		api: &api.Client{Endpoint: "http://" + v["api"], AccessKeyID: adminID, AccessKeySecret: adminSecret}}, nil
+}
+
+func startTokenmqSplit() (*target, error) {
+	tokens, tv, err := startChild("tokenmq", config.RoleTokens)
+	if err != nil {
+		return nil, err
+	}
+	brk, bv, err := startChild("tokenmq", config.RoleBroker, "http://"+tv["api"])
+	if err != nil {
+		tokens.stop()
+		return nil, err
+	}
+	return &target{name: "tokenmq-split", kind: "tokenmq", mqtt: bv["mqtt"], proc: brk, also: []*child{tokens},
+		api: &api.Client{Endpoint: "http://" + tv["api"], AccessKeyID: adminID, AccessKeySecret: adminSecret}}, nil
+}
+
+func startMochi() (*target, error) {
+	c, v, err := startChild("mochi")
+	if err != nil {
+		return nil, err
+	}
+	return &target{name: "mochi-allow-all", kind: "mochi", mqtt: v["mqtt"], proc: c}, nil
+}
+
+// startMosquitto starts Mosquitto with a password file and an ACL file
+// holding every user the scenarios use, the same rights tokenmq's tokens
+// carry. It returns nil, nil when Mosquitto is not installed.
+func startMosquitto(idle int) (*target, error) {
+	if _, err := exec.LookPath("mosquitto"); err != nil {
+		return nil, nil
+	}
+	if _, err := exec.LookPath("mosquitto_passwd"); err != nil {
+		return nil, nil
+	}
+	dir, err := os.MkdirTemp("", "tokenmq-bench-mosquitto-")
+	if err != nil {
+		return nil, err
+	}
+	var pw, acl strings.Builder
+	user := func(name string, write, read []string) {
+		fmt.Fprintf(&pw, "%s:pw-%s\n", name, name)
+		fmt.Fprintf(&acl, "user %s\n", name)
+		for _, f := range write {
+			fmt.Fprintf(&acl, "topic write %s\n", f)
+		}
+		for _, f := range read {
+			fmt.Fprintf(&acl, "topic read %s\n", f)
+		}
+		acl.WriteString("\n")
+	}
+	for i := range 32 {
+		user(fmt.Sprintf("cw-%d", i), []string{"bench/#"}, []string{"bench/#"})
+	}
+	for i := range 4 {
+		user(fmt.Sprintf("pub%d-0", i), hundredResources(i), nil)
+	}
+	user("sub-0", nil, []string{"bench/#"})
+	user("fp-0", []string{"bench/fan"}, nil)
+	for i := range 50 {
+		user(fmt.Sprintf("fs-%d", i), nil, []string{"bench/fan"})
+	}
+	for i := range idle {
+		user(fmt.Sprintf("idle-%d", i), nil, []string{"bench/idle/#"})
+	}
+	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+	if err := os.WriteFile(pwFile, []byte(pw.String()), 0o600); err != nil {
+		return nil, err
+	}
+	if b, err := exec.Command("mosquitto_passwd", "-U", pwFile).CombinedOutput(); err != nil { // hash in place
+		return nil, fmt.Errorf("mosquitto_passwd: %v: %s", err, b)
+	}
+	if err := os.WriteFile(aclFile, []byte(acl.String()), 0o600); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "mosquitto.conf")
+	settings := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\nmax_queued_messages 100000\nlog_type error\n", port, pwFile, aclFile)
+	if os.Geteuid() == 0 {
+		settings += "user root\n" // as root, Mosquitto would switch to user mosquitto, who cannot read these 0600 files
+	}
+	os.WriteFile(conf, []byte(settings), 0o600)
+	cmd := exec.Command("mosquitto", "-c", conf)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	t := &target{name: "mosquitto", kind: "mosquitto", dir: dir, proc: &child{cmd: cmd}, mqtt: "127.0.0.1:" + strconv.Itoa(port)}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", t.mqtt); err == nil {
+			c.Close()
+			return t, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.stop()
+	return nil, fmt.Errorf("mosquitto did not listen on %s", t.mqtt)
+}
+
+// freePort finds a free loopback port (Mosquitto cannot listen on port 0 and report it).
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (t *target) stop() {
+	t.proc.stop()
+	for _, c := range t.also {
+		c.stop()
+	}
+	if t.dir != "" {
+		os.RemoveAll(t.dir)
+	}
+}
+
+// rssKiB reads the resident set size of the target's broker process.
+func (t *target) rssKiB() int64 {
+	if t.proc == nil || t.proc.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", t.proc.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
