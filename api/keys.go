@@ -2,7 +2,9 @@ package api
 
 import (
 	"fmt"
+	"hash"
 	"slices"
+	"sync"
 )
 
 // Role is what an access key may do.
@@ -25,6 +27,8 @@ type AccessKey struct {
 	// Instances limits the key to these instance IDs; empty means every
 	// instance the service serves.
 	Instances []string
+
+	macs [2]sync.Pool // HMAC-SHA1 and HMAC-SHA256 keyed with Secret+"&", reused across requests
 }
 
 // MinSecretLength is the shortest access key secret accepted.
@@ -39,7 +43,7 @@ type Keys struct {
 func NewKeys(keys []AccessKey) (*Keys, error) {
 	ks := &Keys{byID: make(map[string]*AccessKey, len(keys))}
 	for i := range keys {
-		k := keys[i]
+		k := &keys[i]
 		switch {
 		case k.ID == "":
 			return nil, fmt.Errorf("access key %d: empty id", i+1)
@@ -51,8 +55,11 @@ func NewKeys(keys []AccessKey) (*Keys, error) {
 		if _, dup := ks.byID[k.ID]; dup {
 			return nil, fmt.Errorf("access key %q: defined twice", k.ID)
 		}
-		k.Instances = slices.Clone(k.Instances)
-		ks.byID[k.ID] = &k
+		key := &AccessKey{ID: k.ID, Secret: k.Secret, Role: k.Role, Instances: slices.Clone(k.Instances)}
+		for i, method := range []string{SignatureHMACSHA1, SignatureHMACSHA256} {
+			key.macs[i].New = func() any { return newMAC(method, key.Secret) }
+		}
+		ks.byID[k.ID] = key
 	}
 	return ks, nil
 }
@@ -65,4 +72,28 @@ func (ks *Keys) lookup(id string) *AccessKey { return ks.byID[id] }
 // allowsInstance reports whether the key may use instance.
 func (k *AccessKey) allowsInstance(instance string) bool {
 	return len(k.Instances) == 0 || slices.Contains(k.Instances, instance)
+}
+
+// mac returns a reset HMAC of the key for a signature method (nil if the
+// method is unknown); give it back with putMAC.
+func (k *AccessKey) mac(method string) hash.Hash {
+	i := 0
+	switch method {
+	case SignatureHMACSHA1:
+	case SignatureHMACSHA256:
+		i = 1
+	default:
+		return nil
+	}
+	m := k.macs[i].Get().(hash.Hash)
+	m.Reset()
+	return m
+}
+
+func (k *AccessKey) putMAC(method string, m hash.Hash) {
+	if method == SignatureHMACSHA256 {
+		k.macs[1].Put(m)
+	} else {
+		k.macs[0].Put(m)
+	}
 }

@@ -213,7 +213,7 @@ func (h *Handler) authenticate(method string, ps params) (*AccessKey, *Error) {
 	if key == nil {
 		return nil, newError(http.StatusNotFound, CodeAccessKeyNotFound, "Specified access key is not found.")
 	}
-	if ok, sts := verifySignature(method, sigMethod, key.Secret, ps, ps.value("Signature")); !ok {
+	if ok, sts := verifySignature(method, sigMethod, key, ps, ps.value("Signature")); !ok {
 		return nil, newError(http.StatusBadRequest, CodeSignatureDoesNotMatch,
 			"Specified signature is not matched with our calculation. server string to sign is:%s", sts)
 	}

@@ -108,16 +108,28 @@ func sign(httpMethod, sigMethod, secret string, ps params) string {
 }
 
 // verifySignature reports whether given is the signature of the request
-// made with secret, and returns the StringToSign for the error message. The
-// comparison is constant-time.
-func verifySignature(httpMethod, sigMethod, secret string, ps params, given string) (bool, string) {
-	mac := newMAC(sigMethod, secret)
-	sts := appendStringToSign(nil, httpMethod, ps)
+// made with the key, and returns the StringToSign for the error message.
+// The comparison is constant-time.
+func verifySignature(httpMethod, sigMethod string, key *AccessKey, ps params, given string) (bool, string) {
+	mac := key.mac(sigMethod)
+	if mac == nil {
+		return false, ""
+	}
+	defer key.putMAC(sigMethod, mac)
+	var buf [1024]byte
+	sts := appendStringToSign(buf[:0], httpMethod, ps)
 	mac.Write(sts)
 	var sum [sha256.Size]byte
-	want := base64.StdEncoding.AppendEncode(nil, mac.Sum(sum[:0]))
-	return subtle.ConstantTimeCompare(want, []byte(given)) == 1, string(sts)
+	var enc [base64Len]byte
+	want := base64.StdEncoding.AppendEncode(enc[:0], mac.Sum(sum[:0]))
+	if subtle.ConstantTimeCompare(want, []byte(given)) == 1 {
+		return true, ""
+	}
+	return false, string(sts)
 }
+
+// base64Len is the length of a base64-encoded SHA-256 (the longest MAC).
+const base64Len = (sha256.Size + 2) / 3 * 4
 
 // ucloudSignature returns the UCloud API signature: the lower-case hex SHA1
 // of every parameter but Signature, sorted by name, as name+value with no

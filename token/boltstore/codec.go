@@ -3,58 +3,110 @@ package boltstore
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tokenmq/tokenmq/token"
 )
 
-// recordJSON is the stored form of a token.Record (the ID is the key).
-// Times are Unix milliseconds.
-type recordJSON struct {
-	KeyID       uint32   `json:"kid"`
-	Instance    string   `json:"inst"`
-	AccessKeyID string   `json:"ak"`
-	Name        string   `json:"name,omitempty"`
-	Actions     uint8    `json:"act"`
-	Resources   []string `json:"res"`
-	Expire      int64    `json:"exp"`
-	Create      int64    `json:"ct"`
-	Modify      int64    `json:"mt"`
-	Revoked     bool     `json:"rv,omitempty"`
-	RevokeTime  int64    `json:"rvt,omitempty"`
-	RevokeSeq   uint64   `json:"rvs,omitempty"`
-}
+// Records are stored in a compact binary form, read on every QueryToken:
+//
+//	version(1)=1 | key id(4) | actions(1) | flags(1: bit 0 revoked)
+//	| expire, create, modify, revoke time (4 x int64 ms) | revoke seq (uint64)
+//	| instance, access key, name (uvarint length + bytes each)
+//	| resource count (uvarint) | resources (uvarint length + bytes each)
+//
+// Decoding copies the value once into a string and slices every field out
+// of it: three allocations for a token with 100 resources.
+const recordVersion = 1
+
+var errBadRecord = errors.New("malformed record")
 
 func encodeRecord(r *token.Record) ([]byte, error) {
-	rj := recordJSON{
-		KeyID: r.KeyID, Instance: r.InstanceID, AccessKeyID: r.AccessKeyID, Name: r.Name,
-		Actions: uint8(r.Actions), Resources: r.Resources,
-		Expire: r.ExpireTime.UnixMilli(), Create: r.CreateTime.UnixMilli(), Modify: r.ModifyTime.UnixMilli(),
-		Revoked: r.Revoked, RevokeSeq: r.RevokeSeq,
+	n := 1 + 4 + 2 + 4*8 + 8 + 3*binary.MaxVarintLen16 + len(r.InstanceID) + len(r.AccessKeyID) + len(r.Name) + binary.MaxVarintLen32
+	for _, res := range r.Resources {
+		n += binary.MaxVarintLen32 + len(res)
 	}
+	b := make([]byte, 0, n)
+	b = append(b, recordVersion)
+	b = binary.BigEndian.AppendUint32(b, r.KeyID)
+	var flags byte
 	if r.Revoked {
-		rj.RevokeTime = r.RevokeTime.UnixMilli()
+		flags |= 1
 	}
-	return json.Marshal(rj)
+	b = append(b, byte(r.Actions), flags)
+	var revokeMs int64
+	if r.Revoked {
+		revokeMs = r.RevokeTime.UnixMilli()
+	}
+	for _, ms := range []int64{r.ExpireTime.UnixMilli(), r.CreateTime.UnixMilli(), r.ModifyTime.UnixMilli(), revokeMs} {
+		b = binary.BigEndian.AppendUint64(b, uint64(ms))
+	}
+	b = binary.BigEndian.AppendUint64(b, r.RevokeSeq)
+	for _, s := range []string{r.InstanceID, r.AccessKeyID, r.Name} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Resources)))
+	for _, res := range r.Resources {
+		b = binary.AppendUvarint(b, uint64(len(res)))
+		b = append(b, res...)
+	}
+	return b, nil
 }
 
 func decodeRecord(k, v []byte) (*token.Record, error) {
 	if len(k) != token.IDLen {
 		return nil, fmt.Errorf("token key of %d bytes", len(k))
 	}
-	var rj recordJSON
-	if err := json.Unmarshal(v, &rj); err != nil {
-		return nil, fmt.Errorf("token %x: %w", k, err)
+	const fixed = 1 + 4 + 2 + 5*8
+	if len(v) < fixed || v[0] != recordVersion {
+		return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
 	}
+	s := string(v) // one copy: bbolt's bytes live only as long as the transaction
 	r := &token.Record{
-		KeyID: rj.KeyID, InstanceID: rj.Instance, AccessKeyID: rj.AccessKeyID, Name: rj.Name,
-		Actions: token.Actions(rj.Actions), Resources: rj.Resources,
-		ExpireTime: time.UnixMilli(rj.Expire), CreateTime: time.UnixMilli(rj.Create), ModifyTime: time.UnixMilli(rj.Modify),
-		Revoked: rj.Revoked, RevokeSeq: rj.RevokeSeq,
+		KeyID:   binary.BigEndian.Uint32(v[1:5]),
+		Actions: token.Actions(v[5]),
+		Revoked: v[6]&1 != 0,
 	}
-	if rj.Revoked {
-		r.RevokeTime = time.UnixMilli(rj.RevokeTime)
+	times := [4]time.Time{}
+	for i := range times {
+		times[i] = time.UnixMilli(int64(binary.BigEndian.Uint64(v[7+8*i:])))
+	}
+	r.ExpireTime, r.CreateTime, r.ModifyTime = times[0], times[1], times[2]
+	if r.Revoked {
+		r.RevokeTime = times[3]
+	}
+	r.RevokeSeq = binary.BigEndian.Uint64(v[39:47])
+	pos := fixed
+	str := func() (string, bool) {
+		n, w := binary.Uvarint(v[pos:])
+		if w <= 0 || uint64(len(v)-pos-w) < n {
+			return "", false
+		}
+		start := pos + w
+		pos = start + int(n)
+		return s[start:pos], true
+	}
+	var ok1, ok2, ok3 bool
+	r.InstanceID, ok1 = str()
+	r.AccessKeyID, ok2 = str()
+	r.Name, ok3 = str()
+	count, w := binary.Uvarint(v[pos:])
+	if !ok1 || !ok2 || !ok3 || w <= 0 || count > token.MaxResources {
+		return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
+	}
+	pos += w
+	r.Resources = make([]string, count)
+	for i := range r.Resources {
+		var ok bool
+		if r.Resources[i], ok = str(); !ok {
+			return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
+		}
+	}
+	if pos != len(v) {
+		return nil, fmt.Errorf("token %x: %w (trailing bytes)", k, errBadRecord)
 	}
 	copy(r.ID[:], k)
 	return r, nil
