@@ -197,9 +197,11 @@ func (s *Server) startBroker(ctx context.Context) error {
 	b := s.cfg.Broker
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.MaxPacketSize
+	caps.MaximumClientWritesPending = b.MaxPendingWrites
 	s.mqtt = mqtt.New(&mqtt.Options{
-		Capabilities: caps,
-		Logger:       slog.New(floorHandler{s.log.Handler(), slog.LevelWarn}).With("component", "mochi"),
+		Capabilities:             caps,
+		ClientNetWriteBufferSize: b.WriteBufferSize,
+		Logger:                   slog.New(floorHandler{s.log.Handler(), slog.LevelWarn}).With("component", "mochi"),
 	})
 	var validator hook.Validator
 	var feed hook.RevocationFeed

@@ -103,6 +103,12 @@ type Broker struct {
 	ExpireNotice time.Duration `yaml:"expire_notice"`
 	// MaxPacketSize bounds an MQTT packet in bytes. Default 1048576.
 	MaxPacketSize uint32 `yaml:"max_packet_size"`
+	// WriteBufferSize is the per-client buffer outgoing packets are
+	// gathered in before a write. Default 2048 (Mochi's).
+	WriteBufferSize int `yaml:"write_buffer_size"`
+	// MaxPendingWrites is the per-client queue of outgoing packets; a QoS 0
+	// delivery to a client whose queue is full is dropped. Default 8192 (Mochi's).
+	MaxPendingWrites int32 `yaml:"max_pending_writes"`
 	// Cache configures the token validation cache.
 	Cache Cache `yaml:"cache"`
 }
@@ -154,7 +160,7 @@ func Default() Config {
 		Tokens: Tokens{MinTTL: token.DefaultMinTTL, MaxTTL: token.DefaultMaxTTL, GCInterval: time.Hour, GCGrace: 24 * time.Hour},
 		Broker: Broker{
 			ConnectTimeout: 10 * time.Second, AllowPlainToken: true, DenyAction: "ack", ExpireNotice: 5 * time.Minute,
-			MaxPacketSize: 1 << 20,
+			MaxPacketSize: 1 << 20, WriteBufferSize: 2048, MaxPendingWrites: 8192,
 			Cache: Cache{Size: 100_000, PositiveTTL: time.Minute, NegativeTTL: 5 * time.Second,
 				StaleGrace: 5 * time.Minute, QueryTimeout: 3 * time.Second},
 		},
@@ -247,8 +253,8 @@ func (c *Config) Validate() error {
 		bad("token_service %q: want an http:// or https:// URL", c.TokenService)
 	}
 	b := c.Broker
-	if b.ConnectTimeout <= 0 || b.ExpireNotice < 0 || b.MaxPacketSize < 1024 {
-		bad("broker: connect_timeout must be positive, expire_notice not negative, max_packet_size at least 1024")
+	if b.ConnectTimeout <= 0 || b.ExpireNotice < 0 || b.MaxPacketSize < 1024 || b.WriteBufferSize < 512 || b.MaxPendingWrites < 16 {
+		bad("broker: connect_timeout must be positive, expire_notice not negative, max_packet_size at least 1024, write_buffer_size at least 512, max_pending_writes at least 16")
 	}
 	if b.DenyAction != "ack" && b.DenyAction != "disconnect" {
 		bad("broker.deny_action %q: want ack or disconnect", b.DenyAction)

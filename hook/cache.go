@@ -127,6 +127,17 @@ func (c *Cache) Stats() CacheStats {
 // Len returns the number of cached answers.
 func (c *Cache) Len() int { return c.lru.Len() }
 
+// keyOf hashes a token without allocating (tokens are at most 128 bytes;
+// longer strings are hashed the slow way).
+func keyOf(tok string) cacheKey {
+	var buf [maxTokenLength]byte
+	if len(tok) <= len(buf) {
+		n := copy(buf[:], tok)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(tok))
+}
+
 // errUnavailable wraps an outage: the token service did not answer.
 var errUnavailable = errors.New("token service unavailable")
 
@@ -134,7 +145,7 @@ var errUnavailable = errors.New("token service unavailable")
 // an error wrapping errUnavailable when no answer can be had. It never
 // returns a grant past the token's expiry or after its revocation.
 func (c *Cache) Lookup(ctx context.Context, tok string) (*grant, error) {
-	k := cacheKey(sha256.Sum256([]byte(tok)))
+	k := keyOf(tok)
 	now := c.now()
 	cached, _ := c.lru.Get(k)
 	if cached != nil && now.Before(cached.fresh) {
