@@ -194,7 +194,7 @@ func (h *Handler) getURocketMQToken(ctx context.Context, ps params) (*URocketMQT
 	if key.Role != RoleAdmin {
 		return nil, &UCloudError{RetPermission, "access key of role " + string(key.Role) + " may not call " + ucloudAction}
 	}
-	if !h.limiters.allow(key, classOther, h.now()) {
+	if !h.limiters.allow(&key.AccessKey, classOther, h.now()) {
 		return nil, &UCloudError{RetRateLimited, "too many requests; try again later"}
 	}
 	for _, n := range []string{"ServiceId", "TokenId"} {

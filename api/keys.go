@@ -27,7 +27,11 @@ type AccessKey struct {
 	// Instances limits the key to these instance IDs; empty means every
 	// instance the service serves.
 	Instances []string
+}
 
+// key is an AccessKey as the server holds it, with its HMACs.
+type key struct {
+	AccessKey
 	macs [2]sync.Pool // HMAC-SHA1 and HMAC-SHA256 keyed with Secret+"&", reused across requests
 }
 
@@ -36,12 +40,12 @@ const MinSecretLength = 16
 
 // Keys is an immutable set of access keys, by ID.
 type Keys struct {
-	byID map[string]*AccessKey
+	byID map[string]*key
 }
 
 // NewKeys validates keys and indexes them by ID.
 func NewKeys(keys []AccessKey) (*Keys, error) {
-	ks := &Keys{byID: make(map[string]*AccessKey, len(keys))}
+	ks := &Keys{byID: make(map[string]*key, len(keys))}
 	for i := range keys {
 		k := &keys[i]
 		switch {
@@ -55,11 +59,11 @@ func NewKeys(keys []AccessKey) (*Keys, error) {
 		if _, dup := ks.byID[k.ID]; dup {
 			return nil, fmt.Errorf("access key %q: defined twice", k.ID)
 		}
-		key := &AccessKey{ID: k.ID, Secret: k.Secret, Role: k.Role, Instances: slices.Clone(k.Instances)}
+		kk := &key{AccessKey: AccessKey{ID: k.ID, Secret: k.Secret, Role: k.Role, Instances: slices.Clone(k.Instances)}}
 		for i, method := range []string{SignatureHMACSHA1, SignatureHMACSHA256} {
-			key.macs[i].New = func() any { return newMAC(method, key.Secret) }
+			kk.macs[i].New = func() any { return newMAC(method, kk.Secret) }
 		}
-		ks.byID[k.ID] = key
+		ks.byID[k.ID] = kk
 	}
 	return ks, nil
 }
@@ -67,7 +71,7 @@ func NewKeys(keys []AccessKey) (*Keys, error) {
 // Len returns the number of keys.
 func (ks *Keys) Len() int { return len(ks.byID) }
 
-func (ks *Keys) lookup(id string) *AccessKey { return ks.byID[id] }
+func (ks *Keys) lookup(id string) *key { return ks.byID[id] }
 
 // allowsInstance reports whether the key may use instance.
 func (k *AccessKey) allowsInstance(instance string) bool {
@@ -76,7 +80,7 @@ func (k *AccessKey) allowsInstance(instance string) bool {
 
 // mac returns a reset HMAC of the key for a signature method (nil if the
 // method is unknown); give it back with putMAC.
-func (k *AccessKey) mac(method string) hash.Hash {
+func (k *key) mac(method string) hash.Hash {
 	i := 0
 	switch method {
 	case SignatureHMACSHA1:
@@ -90,7 +94,7 @@ func (k *AccessKey) mac(method string) hash.Hash {
 	return m
 }
 
-func (k *AccessKey) putMAC(method string, m hash.Hash) {
+func (k *key) putMAC(method string, m hash.Hash) {
 	if method == SignatureHMACSHA256 {
 		k.macs[1].Put(m)
 	} else {

@@ -106,7 +106,7 @@ func newRequestID() string {
 // call is one authenticated request on its way through an action.
 type call struct {
 	ps        params
-	key       *AccessKey
+	key       *key
 	requestID string
 }
 
@@ -188,7 +188,7 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 		return nil, newError(http.StatusForbidden, CodePermission,
 			"An error occurred while validating the resource permissions: access key %q of role %s may not call %s.", key.ID, key.Role, name)
 	}
-	if !h.limiters.allow(key, act.class, h.now()) {
+	if !h.limiters.allow(&key.AccessKey, act.class, h.now()) {
 		return nil, newError(http.StatusBadRequest, act.overflow,
 			"You have called %s too many times. Please try again later.", name)
 	}
@@ -203,7 +203,7 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 
 // authenticate checks the common parameters and the signature of an
 // Alibaba-envelope request and returns the caller's key.
-func (h *Handler) authenticate(method string, ps params) (*AccessKey, *Error) {
+func (h *Handler) authenticate(method string, ps params) (*key, *Error) {
 	for _, n := range []string{"AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp"} {
 		if ps.value(n) == "" {
 			return nil, errMissingSignatureParam(n)

@@ -110,7 +110,7 @@ func sign(httpMethod, sigMethod, secret string, ps params) string {
 // verifySignature reports whether given is the signature of the request
 // made with the key, and returns the StringToSign for the error message.
 // The comparison is constant-time.
-func verifySignature(httpMethod, sigMethod string, key *AccessKey, ps params, given string) (bool, string) {
+func verifySignature(httpMethod, sigMethod string, key *key, ps params, given string) (bool, string) {
 	mac := key.mac(sigMethod)
 	if mac == nil {
 		return false, ""
