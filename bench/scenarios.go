@@ -34,7 +34,7 @@ func hundredResources(i int) []string {
 }
 
 // issue makes n credentials with the given rights on t: tokens (ApplyToken,
-// 32 at a time) for tokenmq, users for Mosquitto, anything for Mochi.
+// 128 at a time, so that the store's batched commits fill up) for tokenmq, users for Mosquitto, anything for Mochi.
 func (t *target) issue(n int, resources []string, actions string, prefix string) ([]cred, error) {
 	out := make([]cred, n)
 	switch t.kind {
@@ -54,7 +54,7 @@ func (t *target) issue(n int, resources []string, actions string, prefix string)
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
-	for range 32 {
+	for range 128 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
