@@ -162,6 +162,25 @@ func (c *conn) publish(topic string, qos byte, payload []byte) {
 	c.writePacket(first, append(body, payload...))
 }
 
+// ping sends PINGREQ and waits for PINGRESP, reading past anything else.
+func (c *conn) ping() error {
+	c.writePacket(0xC0, nil)
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer c.nc.SetReadDeadline(time.Time{})
+	for {
+		first, _, err := c.readPacket()
+		if err != nil {
+			return err
+		}
+		if first>>4 == typePingresp {
+			return nil
+		}
+	}
+}
+
 // puback answers a QoS 1 delivery.
 func (c *conn) puback(id uint16) {
 	c.writePacket(0x40, binary.BigEndian.AppendUint16(nil, id))

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -137,8 +139,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	idle := fs.Int("idle-clients", 10000, "idle clients for the memory scenario")
 	revoke := fs.Int("revoke-clients", 1000, "clients disconnected by one revocation")
 	asJSON := fs.Bool("json", false, "print results as JSON")
+	tokenmqConfig := fs.String("tokenmq-config", "", "YAML `file` for the tokenmq targets (addresses, roles and rate limits are the bench's)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *tokenmqConfig != "" {
+		abs, err := filepath.Abs(*tokenmqConfig)
+		if err != nil {
+			fmt.Fprintln(stderr, "tokenmq-bench:", err)
+			return 2
+		}
+		os.Setenv("TOKENMQ_BENCH_CONFIG", abs) // the children read it
 	}
 	o := &options{rounds: *rounds, duration: *duration, idle: *idle, revoke: *revoke, warm: map[string]float64{}}
 	targets, err := startTargets(strings.Split(*targetList, ","), o, stderr)

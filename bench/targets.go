@@ -77,6 +77,11 @@ func serveChild(args []string, stdout io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		cfg := config.Default()
+		if f := os.Getenv("TOKENMQ_BENCH_CONFIG"); f != "" { // -tokenmq-config
+			if cfg, err = config.Load(f, os.Getenv); err != nil {
+				return err
+			}
+		}
 		cfg.Role, cfg.DataDir, cfg.TokenService = role, dir, tokenService
 		cfg.APIAddr, cfg.MQTTAddr, cfg.WSAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 		cfg.API.RateLimits = config.RateLimits{}

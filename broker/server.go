@@ -219,6 +219,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 			StaleGrace: cc.StaleGrace, QueryTimeout: cc.QueryTimeout},
 		AllowPlain: b.AllowPlainToken, DenyDisconnect: b.DenyAction == "disconnect",
 		ExpireNotice: b.ExpireNotice, Logger: s.log,
+		BackpressurePause: b.BackpressurePause, BackpressureMinRate: b.BackpressureMinRate,
 	})
 	if err != nil {
 		return err

@@ -109,6 +109,13 @@ type Broker struct {
 	// MaxPendingWrites is the per-client queue of outgoing packets; a QoS 0
 	// delivery to a client whose queue is full is dropped. Default 8192 (Mochi's).
 	MaxPendingWrites int32 `yaml:"max_pending_writes"`
+	// BackpressurePause: a publisher whose QoS 0 message found a subscriber's
+	// queue full pauses this long, if that subscriber drains at least
+	// backpressure_min_rate packets/s; 0s turns backpressure off. Default 2ms.
+	BackpressurePause time.Duration `yaml:"backpressure_pause"`
+	// BackpressureMinRate is the drain rate (packets/s) below which a
+	// subscriber slows no publisher: its deliveries are dropped. Default 5000.
+	BackpressureMinRate float64 `yaml:"backpressure_min_rate"`
 	// Cache configures the token validation cache.
 	Cache Cache `yaml:"cache"`
 }
@@ -161,6 +168,7 @@ func Default() Config {
 		Broker: Broker{
 			ConnectTimeout: 10 * time.Second, AllowPlainToken: true, DenyAction: "ack", ExpireNotice: 5 * time.Minute,
 			MaxPacketSize: 1 << 20, WriteBufferSize: 2048, MaxPendingWrites: 8192,
+			BackpressurePause: 2 * time.Millisecond, BackpressureMinRate: 5000,
 			Cache: Cache{Size: 100_000, PositiveTTL: time.Minute, NegativeTTL: 5 * time.Second,
 				StaleGrace: 5 * time.Minute, QueryTimeout: 3 * time.Second},
 		},
@@ -255,6 +263,9 @@ func (c *Config) Validate() error {
 	b := c.Broker
 	if b.ConnectTimeout <= 0 || b.ExpireNotice < 0 || b.MaxPacketSize < 1024 || b.WriteBufferSize < 512 || b.MaxPendingWrites < 16 {
 		bad("broker: connect_timeout must be positive, expire_notice not negative, max_packet_size at least 1024, write_buffer_size at least 512, max_pending_writes at least 16")
+	}
+	if b.BackpressurePause < 0 || b.BackpressurePause > time.Second || b.BackpressureMinRate < 0 {
+		bad("broker: backpressure_pause must be 0s to 1s, backpressure_min_rate not negative")
 	}
 	if b.DenyAction != "ack" && b.DenyAction != "disconnect" {
 		bad("broker.deny_action %q: want ack or disconnect", b.DenyAction)

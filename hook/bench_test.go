@@ -8,6 +8,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tokenmq/tokenmq/acl"
 	"github.com/tokenmq/tokenmq/token"
@@ -87,5 +88,45 @@ func BenchmarkParseCredentials(b *testing.B) {
 		if _, err := ParseCredentials(user, pass, true, true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Backpressure pauses a publisher only for a subscriber that is draining.
+func TestOnPublishDroppedBackpressure(t *testing.T) {
+	server := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	h, err := New(server, Config{InstanceID: "inst", Validator: &fakeValidator{}, Feed: nopFeed{},
+		BackpressurePause: 30 * time.Millisecond, BackpressureMinRate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := server.NewClient(nil, "tcp", "sub", false)
+	s := newSession(cl, Credentials{Form: FormPlain}, nil)
+	h.sessions.Store(cl, s)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}}
+	timed := func() time.Duration {
+		t0 := time.Now()
+		h.OnPublishDropped(cl, pk)
+		return time.Since(t0)
+	}
+	// A stalled subscriber: nothing sent for a while. No pause.
+	s.draining(time.Now().Add(-time.Second), 1000) // first window
+	if d := timed(); d > 20*time.Millisecond {
+		t.Fatalf("paused %v for a stalled subscriber", d)
+	}
+	// A draining one: 100 packets in the last 60 ms (>1000/s). Pause.
+	s.drainMu.Lock()
+	s.drainAt, s.drainCount = time.Now().Add(-60*time.Millisecond), s.sent.Load()
+	s.drainMu.Unlock()
+	s.sent.Add(100)
+	if d := timed(); d < 30*time.Millisecond {
+		t.Fatalf("paused only %v for a draining subscriber", d)
+	}
+	// QoS 1 deliveries are never paused for (they have their own flow control).
+	pk.FixedHeader.Qos = 1
+	if d := timed(); d > 20*time.Millisecond {
+		t.Fatalf("paused %v for a QoS 1 drop", d)
+	}
+	if h.Dropped() != 3 {
+		t.Fatalf("Dropped() = %d, want 3", h.Dropped())
 	}
 }

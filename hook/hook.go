@@ -60,6 +60,15 @@ type Config struct {
 	ExpireNotice time.Duration
 	// FeedWait is the long-poll wait of the revocation feed. Default 20s.
 	FeedWait time.Duration
+	// Backpressure: when a QoS 0 delivery is dropped because the
+	// subscriber's queue is full, and that subscriber is reading at least
+	// BackpressureMinRate packets/s, the publisher's connection pauses for
+	// BackpressurePause, so that TCP slows the publisher down to what the
+	// subscriber can take instead of the broker dropping the difference. A
+	// stalled or slow reader (below the rate) slows no one: its messages are
+	// dropped. BackpressurePause 0 turns this off.
+	BackpressurePause   time.Duration
+	BackpressureMinRate float64
 	// Logger receives the hook's logs; never tokens.
 	Logger *slog.Logger
 }
@@ -84,6 +93,7 @@ type Hook struct {
 
 	feedHealthy atomic.Bool
 	denials     atomic.Int64
+	dropped     atomic.Int64
 }
 
 var _ mqtt.Hook = (*Hook)(nil)
@@ -120,6 +130,7 @@ func (h *Hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead, mqtt.OnWill,
+		mqtt.OnPacketSent, mqtt.OnPublishDropped,
 	}, []byte{b})
 }
 
@@ -458,6 +469,31 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	return pk, nil
 }
+
+// OnPacketSent counts what the client has been sent: its drain rate.
+func (h *Hook) OnPacketSent(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	if v, ok := h.sessions.Load(cl); ok {
+		v.(*session).sent.Add(1)
+	}
+}
+
+// OnPublishDropped runs on the publisher's goroutine when a delivery to cl
+// found its queue full. If cl is draining (just not fast enough), the
+// publisher pauses: its socket is not read meanwhile, and TCP pushes back.
+func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.dropped.Add(1)
+	if h.cfg.BackpressurePause <= 0 || pk.FixedHeader.Qos > 0 {
+		return
+	}
+	v, ok := h.sessions.Load(cl)
+	if !ok || !v.(*session).draining(time.Now(), h.cfg.BackpressureMinRate) {
+		return
+	}
+	time.Sleep(h.cfg.BackpressurePause)
+}
+
+// Dropped returns how many deliveries Mochi dropped for full queues.
+func (h *Hook) Dropped() int64 { return h.dropped.Load() }
 
 // maxUploadPayload bounds a $SYS/uploadToken payload.
 const maxUploadPayload = 4096

@@ -36,6 +36,14 @@ type session struct {
 
 	rights atomic.Pointer[rights] // read on every publish and delivery
 
+	// Delivery progress, for QoS 0 backpressure: packets written to the
+	// client, and a snapshot of that count to measure its drain rate.
+	sent        atomic.Int64
+	drainMu     sync.Mutex
+	drainAt     time.Time
+	drainCount  int64
+	drainPerSec float64
+
 	mu          sync.Mutex
 	held        []*held
 	established bool
@@ -113,4 +121,19 @@ func (s *session) stopTimersLocked() {
 			h.expire.Stop()
 		}
 	}
+}
+
+// draining reports whether the client is reading at least minRate packets
+// per second, measured over windows of at least 50 ms.
+func (s *session) draining(now time.Time, minRate float64) bool {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	if el := now.Sub(s.drainAt); el >= 50*time.Millisecond {
+		n := s.sent.Load()
+		if !s.drainAt.IsZero() {
+			s.drainPerSec = float64(n-s.drainCount) / el.Seconds()
+		}
+		s.drainAt, s.drainCount = now, n
+	}
+	return s.drainPerSec >= minRate
 }
