@@ -93,7 +93,11 @@ func scenarios() []scenario {
 				}
 				return c[0].pass, nil
 			},
-			round: func(t *target, o *options, p any) outcome { return queryRound(t, p.(string), o.duration) }},
+			round: func(t *target, o *options, p any) outcome {
+				out := queryRound(t, p.(string), o.duration, o.warm["query:"+t.name])
+				o.warm["query:"+t.name] = out.value // size the next round's pre-signed requests
+				return out
+			}},
 		{name: "revoke-to-disconnect-p99", unit: "ms", better: "lower", targets: []string{"tokenmq", "tokenmq-split"},
 			prepare: func(t *target, o *options) (any, error) { return nil, nil },
 			round:   func(t *target, o *options, p any) outcome { return revokeRound(t, o.revoke) }},
@@ -140,6 +144,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	revoke := fs.Int("revoke-clients", 1000, "clients disconnected by one revocation")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	tokenmqConfig := fs.String("tokenmq-config", "", "YAML `file` for the tokenmq targets (addresses, roles and rate limits are the bench's)")
+	profileDir := fs.String("profile-dir", "", "write a CPU profile of every target process to this `dir`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -150,6 +155,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		os.Setenv("TOKENMQ_BENCH_CONFIG", abs) // the children read it
+	}
+	if *profileDir != "" {
+		abs, err := filepath.Abs(*profileDir)
+		if err == nil {
+			err = os.MkdirAll(abs, 0o755)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "tokenmq-bench:", err)
+			return 2
+		}
+		os.Setenv("TOKENMQ_BENCH_PROFILE_DIR", abs)
 	}
 	o := &options{rounds: *rounds, duration: *duration, idle: *idle, revoke: *revoke, warm: map[string]float64{}}
 	targets, err := startTargets(strings.Split(*targetList, ","), o, stderr)

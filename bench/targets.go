@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,17 @@ func serveChild(args []string, stdout io.Writer) error {
 		return fmt.Errorf("_serve: which target?")
 	}
 	quiet := slog.New(slog.DiscardHandler)
+	if dir := os.Getenv("TOKENMQ_BENCH_PROFILE_DIR"); dir != "" { // -profile-dir: a CPU profile per child
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%s-%d.prof", strings.Join(args, "-"), os.Getpid())))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	switch args[0] {
 	case "mochi":
 		s := mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: false})
