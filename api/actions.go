@@ -194,7 +194,10 @@ func (h *Handler) getURocketMQToken(ctx context.Context, ps params) (*URocketMQT
 	if key.Role != RoleAdmin {
 		return nil, &UCloudError{RetPermission, "access key of role " + string(key.Role) + " may not call " + ucloudAction}
 	}
-	if !h.limiters.allow(&key.AccessKey, classOther, h.now()) {
+	if allowed, err := h.limiters.allow(ctx, &key.AccessKey, classOther, h.now()); err != nil {
+		h.log.Error("shared rate limit unavailable", "err", err)
+		return nil, &UCloudError{RetInternal, "internal error; try again later"}
+	} else if !allowed {
 		return nil, &UCloudError{RetRateLimited, "too many requests; try again later"}
 	}
 	for _, n := range []string{"ServiceId", "TokenId"} {

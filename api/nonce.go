@@ -41,6 +41,7 @@ const (
 	nonceFresh nonceResult = iota
 	nonceUsed
 	nonceFull
+	nonceError // the shared store failed
 )
 
 // add records a nonce of a key seen at now.

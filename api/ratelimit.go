@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -33,12 +36,13 @@ type limiterKey struct {
 // burst is one second's worth.
 type limiters struct {
 	limits RateLimits
+	shared RateStore // counts across replicas when set
 	mu     sync.RWMutex
 	m      map[limiterKey]*rate.Limiter
 }
 
-func newLimiters(l RateLimits) *limiters {
-	return &limiters{limits: l, m: make(map[limiterKey]*rate.Limiter)}
+func newLimiters(l RateLimits, shared RateStore) *limiters {
+	return &limiters{limits: l, shared: shared, m: make(map[limiterKey]*rate.Limiter)}
 }
 
 func (ls *limiters) rate(k *AccessKey, class rateClass) float64 {
@@ -54,11 +58,19 @@ func (ls *limiters) rate(k *AccessKey, class rateClass) float64 {
 	return ls.limits.Other
 }
 
-// allow reports whether the key may make one more call of the class now.
-func (ls *limiters) allow(k *AccessKey, class rateClass, now time.Time) bool {
+// allow reports whether the key may make one more call of the class now:
+// a token bucket in memory, or, shared by replicas, a count per second.
+func (ls *limiters) allow(ctx context.Context, k *AccessKey, class rateClass, now time.Time) (bool, error) {
 	r := ls.rate(k, class)
 	if r <= 0 {
-		return true
+		return true, nil
+	}
+	if ls.shared != nil {
+		n, err := ls.shared.CountCall(ctx, fmt.Sprintf("%s/%d", k.ID, class), now.Truncate(time.Second))
+		if err != nil {
+			return false, err
+		}
+		return float64(n) <= math.Ceil(r), nil
 	}
 	lk := limiterKey{k.ID, class}
 	ls.mu.RLock()
@@ -72,5 +84,5 @@ func (ls *limiters) allow(k *AccessKey, class rateClass, now time.Time) bool {
 		}
 		ls.mu.Unlock()
 	}
-	return l.AllowN(now, 1)
+	return l.AllowN(now, 1), nil
 }

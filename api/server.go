@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -38,10 +39,29 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives request logs (never parameters or secrets).
 	Logger *slog.Logger
+	// SharedNonces, if set, remembers SignatureNonces for every replica
+	// sharing it (instead of this process's memory).
+	SharedNonces NonceStore
+	// SharedRates, if set, counts calls for the rate limits across replicas.
+	SharedRates RateStore
+}
+
+// NonceStore remembers SignatureNonces across token-service replicas.
+type NonceStore interface {
+	// UseNonce records a nonce's hash until expires; false if it was recorded already.
+	UseNonce(ctx context.Context, hash [32]byte, expires time.Time) (bool, error)
+}
+
+// RateStore counts calls across token-service replicas.
+type RateStore interface {
+	// CountCall adds a call of key to the one-second window starting at
+	// window and returns the window's count.
+	CountCall(ctx context.Context, key string, window time.Time) (int64, error)
 }
 
 // Handler serves the RPC endpoint ("/"). It is safe for concurrent use.
 type Handler struct {
+	shared   NonceStore
 	svc      *token.Service
 	keys     *Keys
 	window   time.Duration
@@ -59,7 +79,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		svc: cfg.Service, keys: cfg.Keys, window: cfg.TimestampWindow, maxBody: cfg.MaxBodyBytes,
-		limiters: newLimiters(cfg.RateLimits), now: cfg.Now, log: cfg.Logger,
+		limiters: newLimiters(cfg.RateLimits, cfg.SharedRates), now: cfg.Now, log: cfg.Logger, shared: cfg.SharedNonces,
 	}
 	if h.window <= 0 {
 		h.window = 15 * time.Minute
@@ -180,7 +200,7 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 	if !ok {
 		return nil, newError(http.StatusNotFound, CodeAPINotSupported, "The specified API %q is not supported.", clip(name, 64))
 	}
-	key, err := h.authenticate(r.Method, ps)
+	key, err := h.authenticate(r.Context(), r.Method, ps)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +208,11 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 		return nil, newError(http.StatusForbidden, CodePermission,
 			"An error occurred while validating the resource permissions: access key %q of role %s may not call %s.", key.ID, key.Role, name)
 	}
-	if !h.limiters.allow(&key.AccessKey, act.class, h.now()) {
+	switch allowed, err := h.limiters.allow(r.Context(), &key.AccessKey, act.class, h.now()); {
+	case err != nil:
+		h.log.Error("shared rate limit unavailable", "err", err)
+		return nil, errInternal
+	case !allowed:
 		return nil, newError(http.StatusBadRequest, act.overflow,
 			"You have called %s too many times. Please try again later.", name)
 	}
@@ -203,7 +227,7 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 
 // authenticate checks the common parameters and the signature of an
 // Alibaba-envelope request and returns the caller's key.
-func (h *Handler) authenticate(method string, ps params) (*key, *Error) {
+func (h *Handler) authenticate(ctx context.Context, method string, ps params) (*key, *Error) {
 	for _, n := range []string{"AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp"} {
 		if ps.value(n) == "" {
 			return nil, errMissingSignatureParam(n)
@@ -240,7 +264,9 @@ func (h *Handler) authenticate(method string, ps params) (*key, *Error) {
 		return nil, newError(http.StatusBadRequest, CodeSignatureDoesNotMatch,
 			"Specified signature is not matched with our calculation. server string to sign is:%s", sts)
 	}
-	switch h.nonces.add(key.ID, ps.value("SignatureNonce"), now) {
+	switch h.useNonce(ctx, key.ID, ps.value("SignatureNonce"), now) {
+	case nonceError:
+		return nil, errInternal
 	case nonceUsed:
 		return nil, newError(http.StatusBadRequest, CodeNonceUsed, "Specified signature nonce was used already.")
 	case nonceFull:
@@ -249,6 +275,24 @@ func (h *Handler) authenticate(method string, ps params) (*key, *Error) {
 			"The server is handling too many requests. Please try again later.")
 	}
 	return key, nil
+}
+
+// useNonce records a SignatureNonce in the shared store if there is one,
+// else in memory.
+func (h *Handler) useNonce(ctx context.Context, keyID, nonce string, now time.Time) nonceResult {
+	if h.shared == nil {
+		return h.nonces.add(keyID, nonce, now)
+	}
+	hash := sha256.Sum256([]byte(keyID + "\x00" + nonce))
+	fresh, err := h.shared.UseNonce(ctx, hash, now.Add(2*h.window))
+	switch {
+	case err != nil:
+		h.log.Error("shared nonce store unavailable", "err", err)
+		return nonceError
+	case !fresh:
+		return nonceUsed
+	}
+	return nonceFresh
 }
 
 // instance reads InstanceId and checks that the key may use it and the

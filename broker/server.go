@@ -21,6 +21,7 @@ import (
 	"github.com/tokenmq/tokenmq/hook"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
+	"github.com/tokenmq/tokenmq/token/pgstore"
 )
 
 // KeyringFile holds the server keys that mint and verify tokens (mode 0600),
@@ -52,8 +53,9 @@ type Server struct {
 	stopErr   error
 	ready     atomic.Bool
 
-	store   *boltstore.Store
+	store   token.Store
 	svc     *token.Service
+	watch   context.CancelFunc // stops following a shared store's revocations
 	httpSrv *http.Server
 	apiLn   net.Listener
 	gcStop  chan struct{}
@@ -110,7 +112,7 @@ func (s *Server) start(ctx context.Context) (err error) {
 	}()
 	var rpc http.Handler
 	if s.servesTokens() {
-		if rpc, err = s.startTokenService(); err != nil {
+		if rpc, err = s.startTokenService(ctx); err != nil {
 			return err
 		}
 	}
@@ -155,16 +157,31 @@ func (s *Server) start(ctx context.Context) (err error) {
 }
 
 // startTokenService opens the store and returns the RPC handler.
-func (s *Server) startTokenService() (http.Handler, error) {
+func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := boltstore.Open(filepath.Join(s.cfg.DataDir, boltstore.FileName), 2*time.Second)
-	if err != nil {
-		return nil, err
+	var pg *pgstore.Store
+	if s.cfg.Store != "" {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := pgstore.Open(octx, s.cfg.Store)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		s.store, pg = st, st
+	} else {
+		st, err := boltstore.Open(filepath.Join(s.cfg.DataDir, boltstore.FileName), 2*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
 	}
-	s.store = st
-	kr, err := token.LoadOrCreateKeyring(filepath.Join(s.cfg.DataDir, KeyringFile))
+	keyring := s.cfg.Tokens.KeyringFile
+	if keyring == "" {
+		keyring = filepath.Join(s.cfg.DataDir, KeyringFile)
+	}
+	kr, err := token.LoadOrCreateKeyring(keyring)
 	if err != nil {
 		return nil, err
 	}
@@ -176,14 +193,21 @@ func (s *Server) startTokenService() (http.Handler, error) {
 		return nil, err
 	}
 	a := s.cfg.API
-	h, err := api.NewHandler(api.Config{
+	acfg := api.Config{
 		Service: s.svc, Keys: s.keys, TimestampWindow: a.TimestampWindow, NonceCapacity: a.NonceCapacity,
 		MaxBodyBytes: a.MaxBodyBytes, Logger: s.log,
 		RateLimits: api.RateLimits{
 			ApplyToken: a.RateLimits.ApplyToken, QueryToken: a.RateLimits.QueryToken,
 			BrokerQueryToken: a.RateLimits.BrokerQueryToken, Other: a.RateLimits.Other,
 		},
-	})
+	}
+	if pg != nil { // replicas share nonces, rate counts and revocation wake-ups
+		acfg.SharedNonces, acfg.SharedRates = pg, pg
+		wctx, cancel := context.WithCancel(context.Background())
+		s.watch = cancel
+		go pg.Watch(wctx, s.svc.NotifyRevocations)
+	}
+	h, err := api.NewHandler(acfg)
 	if err != nil {
 		return nil, err
 	}
@@ -381,6 +405,9 @@ func (s *Server) release(ctx context.Context) error {
 		close(s.gcStop)
 		<-s.gcDone
 		s.gcStop = nil
+	}
+	if s.watch != nil {
+		s.watch()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {

@@ -49,7 +49,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `yaml:"log_format"`
-	// Store selects the token store: empty for the embedded bbolt file under DataDir. Default empty.
+	// Store selects the token store: empty for the embedded bbolt file under
+	// DataDir, or postgres://… for PostgreSQL shared by several token-service
+	// replicas (the password may be left out and given in PGPASSWORD). Default empty.
 	Store string `yaml:"store"`
 	// AccessKeys are the API's access keys, besides TOKENMQ_ACCESS_KEY_ID/SECRET. Default none.
 	AccessKeys []AccessKey `yaml:"access_keys"`
@@ -79,6 +81,10 @@ type AccessKey struct {
 type Tokens struct {
 	// Instances are the instance IDs tokens are issued for. Default [InstanceID].
 	Instances []string `yaml:"instances"`
+	// KeyringFile holds the server keys that mint and verify tokens (mode
+	// 0600). Replicas sharing a PostgreSQL store must share this file.
+	// Default <data_dir>/keys.json.
+	KeyringFile string `yaml:"keyring_file"`
 	// MinTTL is the shortest validity ApplyToken accepts. ApsaraMQ's is 60s;
 	// lower it only in tests. Default 60s.
 	MinTTL time.Duration `yaml:"min_ttl"`
@@ -273,8 +279,8 @@ func (c *Config) Validate() error {
 	if cc := b.Cache; cc.Size <= 0 || cc.PositiveTTL <= 0 || cc.NegativeTTL <= 0 || cc.StaleGrace < 0 || cc.QueryTimeout <= 0 {
 		bad("broker.cache: size, positive_ttl, negative_ttl and query_timeout must be positive, stale_grace not negative")
 	}
-	if c.Store != "" {
-		bad("store %q: only the embedded store (empty) is available in this build", redactURL(c.Store))
+	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		bad("store %q: want empty (embedded) or a postgres:// URL", redactURL(c.Store))
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log_level %q: want debug, info, warn or error", c.LogLevel)

@@ -105,7 +105,7 @@ func TestValidateRejects(t *testing.T) {
 		"ttl order":   {func(c *Config) { c.Tokens.MaxTTL = time.Second }, "shorter than min_ttl"},
 		"rate":        {func(c *Config) { c.API.RateLimits.Other = -1 }, "rate_limits"},
 		"key role":    {func(c *Config) { c.AccessKeys = []AccessKey{{ID: "A", Secret: "s", Role: "root"}} }, `role "root"`},
-		"store":       {func(c *Config) { c.Store = "postgres://u:pw@h/db" }, "postgres://…@h/db"},
+		"store":       {func(c *Config) { c.Store = "mysql://u:pw@h/db" }, "mysql://…@h/db"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := Default()

@@ -63,6 +63,11 @@ func (n *notifier) wait() <-chan struct{} {
 	return n.ch
 }
 
+// NotifyRevocations wakes the Feed calls waiting for a revocation. Revoke
+// does it for revocations made here; a store shared by several services
+// calls it for theirs (pgstore.Store.Watch).
+func (s *Service) NotifyRevocations() { s.revoked.notify() }
+
 // Waiters returns how many Feed calls are waiting for a revocation.
 func (s *Service) Waiters() int { return int(s.revoked.waiters.Load()) }
 

@@ -182,7 +182,12 @@ func LoadOrCreateKeyring(path string) (*Keyring, error) {
 			return nil, fmt.Errorf("keyring: %w", err)
 		}
 		kf = &keyFile{Current: 1, Keys: []keyFileKey{{ID: 1, Secret: secret, Created: time.Now().UTC()}}}
-		if err := writeKeyFile(path, kf); err != nil {
+		if err := createKeyFile(path, kf); err != nil {
+			return nil, err
+		}
+		// Read back what is there: ours, or that of a replica sharing the
+		// file that created it first.
+		if kf, err = readKeyFile(path); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
@@ -241,6 +246,26 @@ func (kf *keyFile) keyring(path string) (*Keyring, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return kr, nil
+}
+
+// createKeyFile writes kf to path unless path exists: a synced temporary
+// file hard-linked into place, atomic and never over another's file.
+func createKeyFile(path string, kf *keyFile) error {
+	b, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	var suffix [8]byte
+	rand.Read(suffix[:])
+	tmp := fmt.Sprintf("%s.new-%x", path, suffix)
+	if err := WriteFileAtomic(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return nil
 }
 
 // writeKeyFile replaces path atomically with kf, mode 0600, synced.

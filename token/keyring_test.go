@@ -184,3 +184,27 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// Replicas sharing a key file and starting together end up with one key.
+func TestKeyringConcurrentCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	id, _ := NewID()
+	exp := time.UnixMilli(1_900_000_000_000)
+	toks := make(chan string, 8)
+	for range 8 {
+		go func() {
+			kr, err := LoadOrCreateKeyring(path)
+			if err != nil {
+				toks <- "error: " + err.Error()
+				return
+			}
+			toks <- kr.Mint(id, exp)
+		}()
+	}
+	first := <-toks
+	for range 7 {
+		if tok := <-toks; tok != first {
+			t.Fatalf("two processes minted with different keys (%q vs %q)", first[:12], tok[:12])
+		}
+	}
+}

@@ -33,6 +33,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&flagged.APIAddr, "api-addr", d.APIAddr, "HTTP `address`: token API, /healthz, /readyz")
 	fs.StringVar(&flagged.InstanceID, "instance-id", d.InstanceID, "the broker instance `id` served")
 	fs.StringVar(&flagged.TokenService, "token-service", d.TokenService, "role broker: token service `URL`")
+	fs.StringVar(&flagged.Store, "store", d.Store, "token store: empty for the embedded one, or a postgres:// `URL`")
 	fs.StringVar(&flagged.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flagged.LogFormat, "log-format", d.LogFormat, "text or json")
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +113,8 @@ func applyFlag(cfg, flagged *config.Config, name string) {
 		cfg.InstanceID = flagged.InstanceID
 	case "token-service":
 		cfg.TokenService = flagged.TokenService
+	case "store":
+		cfg.Store = flagged.Store
 	case "log-level":
 		cfg.LogLevel = flagged.LogLevel
 	case "log-format":

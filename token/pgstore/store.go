@@ -296,7 +296,10 @@ func (s *Store) Collect(ctx context.Context, cutoff time.Time) (int, error) {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE expire_ms < $1`, ms); err != nil {
 		return int(tag.RowsAffected()), s.check(err)
 	}
-	_, err = s.pool.Exec(ctx, `DELETE FROM nonces WHERE expires_ms < $1`, time.Now().UnixMilli())
+	if _, err := s.pool.Exec(ctx, `DELETE FROM nonces WHERE expires_ms < $1`, time.Now().UnixMilli()); err != nil {
+		return int(tag.RowsAffected()), s.check(err)
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM rate_windows WHERE window_ms < $1`, time.Now().Add(-time.Minute).UnixMilli())
 	return int(tag.RowsAffected()), s.check(err)
 }
 
