@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,4 +345,58 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// sharedMemory stands in for a store shared by replicas (PostgreSQL in
+// production; e2e runs the real thing).
+type sharedMemory struct {
+	mu     sync.Mutex
+	nonces map[[32]byte]bool
+	calls  map[string]int64
+}
+
+func (m *sharedMemory) UseNonce(_ context.Context, h [32]byte, _ time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.nonces[h] {
+		return false, nil
+	}
+	m.nonces[h] = true
+	return true, nil
+}
+
+func (m *sharedMemory) CountCall(_ context.Context, key string, w time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := fmt.Sprintf("%s@%d", key, w.UnixMilli())
+	m.calls[k]++
+	return m.calls[k], nil
+}
+
+// Two replicas sharing a nonce and rate store: a nonce used on one is
+// refused by the other, and the limit counts calls on both.
+func TestSharedReplayAndRateAcrossReplicas(t *testing.T) {
+	shared := &sharedMemory{nonces: map[[32]byte]bool{}, calls: map[string]int64{}}
+	opts := func(c *Config) {
+		c.SharedNonces, c.SharedRates = shared, shared
+		c.RateLimits = RateLimits{ApplyToken: 2}
+	}
+	a := newHarness(t, opts)
+	b := newHarness(t, opts)
+	b.clock = a.clock
+	ps := a.signed(http.MethodPost, adminID, adminSecret, "ApplyToken", applyParams(a, nil))
+	if status, body := a.do(http.MethodPost, ps); status != 200 {
+		t.Fatalf("replica A: %d %v", status, body)
+	}
+	// The same signed request replayed to replica B (B's own store lacks the
+	// token's instance data, but the nonce check comes first).
+	status, body := b.do(http.MethodPost, ps)
+	assertError(t, status, body, 400, CodeNonceUsed)
+
+	if status, body := b.call("ApplyToken", applyParams(b, nil)); status != 200 {
+		t.Fatalf("replica B's own call: %d %v", status, body)
+	}
+	// Two calls counted in this second (one on A, one on B): the third is over.
+	status, body = a.call("ApplyToken", applyParams(a, nil))
+	assertError(t, status, body, 400, CodeApplyTokenOverFlow)
 }
