@@ -20,9 +20,16 @@ start)
   if [ -f "$dir/url" ] && as_pg "$bin/pg_ctl -D $dir/data status" >/dev/null 2>&1; then cat "$dir/url"; exit 0; fi
   rm -rf "$dir"; mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   as_pg "$bin/initdb -D $dir/data -U tokenmq --auth=trust -E UTF8 >$dir/initdb.log 2>&1"
-  as_pg "$bin/pg_ctl -D $dir/data -l $dir/server.log -o \"-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300 -c fsync=on\" -w start >/dev/null"
+  # A random high port; if it is taken the server fails to start: try another.
+  started=
+  for _ in 1 2 3 4 5 6 7 8; do
+    port=$((20000 + RANDOM % 40000))
+    if as_pg "$bin/pg_ctl -D $dir/data -l $dir/server.log -o \"-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300\" -w -t 30 start >/dev/null"; then
+      started=1; break
+    fi
+  done
+  [ -n "$started" ] || { echo "postgres.sh: could not start PostgreSQL; see $dir/server.log" >&2; exit 1; }
   as_pg "$bin/createdb -h 127.0.0.1 -p $port -U tokenmq tokenmq"
   echo "postgres://tokenmq@127.0.0.1:$port/tokenmq?sslmode=disable" | tee "$dir/url"
   ;;
