@@ -56,6 +56,7 @@ type Server struct {
 	store   token.Store
 	svc     *token.Service
 	watch   context.CancelFunc // stops following a shared store's revocations
+	emqx    http.Handler       // POST /mqtt/auth, when configured
 	httpSrv *http.Server
 	apiLn   net.Listener
 	gcStop  chan struct{}
@@ -211,6 +212,9 @@ func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.EMQXSecret != "" {
+		s.emqx = api.NewEMQXAuth(s.svc, s.cfg.InstanceID, a.EMQXSecret, s.cfg.Broker.AllowPlainToken, s.log)
+	}
 	s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
 	go s.collectLoop()
 	return h, nil
@@ -291,6 +295,9 @@ func (s *Server) mux(rpc http.Handler) http.Handler {
 	m := http.NewServeMux()
 	if rpc != nil {
 		m.Handle("/{$}", rpc)
+	}
+	if s.emqx != nil {
+		m.Handle("/mqtt/auth", s.emqx)
 	}
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")

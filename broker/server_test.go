@@ -95,3 +95,33 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 	}
 	c.Shutdown(context.Background())
 }
+
+// SPEC §2.4: the EMQX webhook is mounted on the API port when a secret is set.
+func TestEMQXWebhookMounted(t *testing.T) {
+	cfg := testConfig(t, config.RoleTokens)
+	cfg.API.EMQXSecret = "s3cret-for-emqx"
+	s, err := New(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler),
+		AccessKeys: []api.AccessKey{{ID: "AK", Secret: "0123456789abcdef", Role: api.RoleAdmin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	url := "http://" + s.APIAddr().String() + "/mqtt/auth"
+	for bearer, want := range map[string]int{"": 401, "s3cret-for-emqx": 200} {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"clientid":"c","username":"u","password":"nope"}`))
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("bearer %q: %d, want %d", bearer, resp.StatusCode, want)
+		}
+	}
+}

@@ -151,6 +151,10 @@ type API struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// RateLimits are per-access-key requests per second; 0 is unlimited.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// EMQXSecret turns on POST /mqtt/auth (EMQX HTTP authentication with
+	// tokenmq tokens); callers send "Authorization: Bearer <secret>".
+	// TOKENMQ_EMQX_SECRET overrides it. Default empty (off).
+	EMQXSecret string `yaml:"emqx_secret"`
 }
 
 // RateLimits are per-access-key limits in requests per second; 0 is unlimited.
@@ -195,6 +199,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	}
 	if err := decodeStrict(b, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if v := getenv("TOKENMQ_EMQX_SECRET"); v != "" {
+		cfg.API.EMQXSecret = v
 	}
 	for i := range cfg.AccessKeys {
 		k := &cfg.AccessKeys[i]

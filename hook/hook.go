@@ -257,13 +257,24 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 
 // check applies the ApsaraMQ rules to one valid token given as typ.
 func (h *Hook) check(creds Credentials, g *grant, typ token.Actions) *refusal {
+	if err := CheckGrant(creds, h.cfg.InstanceID, g.Grant, typ); err != nil {
+		return &refusal{codeNotAuthorized, err.Error(), nil}
+	}
+	return nil
+}
+
+// CheckGrant applies SPEC §3.1's rules to one valid token of a CONNECT,
+// given as typ: it must be of this instance, issued by the username's
+// AccessKeyId (ApsaraMQ form), and its Actions must cover typ. A non-nil
+// error is "not authorized" (0x87) and says which rule failed.
+func CheckGrant(creds Credentials, instanceID string, g token.Grant, typ token.Actions) error {
 	switch {
-	case g.InstanceID != h.cfg.InstanceID:
-		return &refusal{codeNotAuthorized, "token of another instance", nil}
+	case g.InstanceID != instanceID:
+		return errors.New("token of another instance")
 	case creds.Form == FormApsara && g.AccessKeyID != creds.AccessKeyID:
-		return &refusal{codeNotAuthorized, "token issued by another access key", nil}
+		return errors.New("token issued by another access key")
 	case !g.Actions.Covers(typ):
-		return &refusal{codeNotAuthorized, "token actions do not cover its type", nil}
+		return errors.New("token actions do not cover its type")
 	}
 	return nil
 }
