@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type conn struct {
 	nc     net.Conn
 	r      *bufio.Reader
 	w      *bufio.Writer
+	wmu    sync.Mutex // for connections written from two goroutines (a subscriber's PUBACKs and close)
 	nextID uint16
 }
 
@@ -181,9 +183,14 @@ func (c *conn) ping() error {
 	}
 }
 
-// puback answers a QoS 1 delivery.
+// puback answers a QoS 1 delivery, flushing when nothing more is buffered to read.
 func (c *conn) puback(id uint16) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.writePacket(0x40, binary.BigEndian.AppendUint16(nil, id))
+	if c.r.Buffered() == 0 {
+		c.w.Flush()
+	}
 }
 
 // publishInfo extracts the QoS and packet id of a delivered PUBLISH.
@@ -202,6 +209,8 @@ func publishInfo(first byte, body []byte) (qos byte, id uint16) {
 // close sends DISCONNECT and closes without lingering (no TIME_WAIT pile-up
 // in connect-rate loops).
 func (c *conn) close() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.writePacket(0xE0, nil)
 	c.w.Flush()
 	if tc, ok := c.nc.(*net.TCPConn); ok {

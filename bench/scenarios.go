@@ -143,7 +143,7 @@ func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration) o
 			defer c.close()
 			topic := fmt.Sprintf("bench/pub-%d/data", i)
 			if qos == 0 {
-				for n := 0; time.Now().Before(deadline); n++ {
+				for n := 1; time.Now().Before(deadline); n++ {
 					for range 64 {
 						c.publish(topic, 0, payload)
 					}
@@ -152,6 +152,10 @@ func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration) o
 						return
 					}
 					sent.Add(64)
+					if n%64 == 0 && c.ping() != nil { // keep the backlog in socket buffers bounded
+						failed.Add(1)
+						return
+					}
 				}
 				// A PINGREQ is answered after every PUBLISH before it has been
 				// routed: "sent" then counts what the broker took, not what
@@ -249,9 +253,6 @@ func runSubscribers(t *target, subs []cred, filter string, qos byte) (received, 
 				received.Add(1)
 				if q, id := publishInfo(first, body); q == 1 {
 					c.puback(id)
-					if c.r.Buffered() == 0 {
-						c.w.Flush()
-					}
 				}
 			}
 		}()
@@ -274,12 +275,17 @@ func fanoutRound(t *target, pub cred, subs []cred, d time.Duration) outcome {
 	payload := make([]byte, 64)
 	start := time.Now()
 	var sent int64
-	for time.Since(start) < d {
+	for n := 1; time.Since(start) < d; n++ {
 		for range 16 {
 			c.publish("bench/fan", 0, payload)
 		}
 		c.w.Flush()
 		sent += 16
+		if n%64 == 0 { // keep the backlog in socket buffers bounded
+			if err := c.ping(); err != nil {
+				return outcome{failures: 1, note: err.Error()}
+			}
+		}
 	}
 	el := time.Since(start)
 	if err := c.ping(); err != nil {

@@ -206,6 +206,12 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, tok string) (*cacheEntry,
 			return nil, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
 		}
 	}
+	// A flight that ended between our cache miss and now has left its answer
+	// in the cache (Add comes before the flight is removed): use it.
+	if e, ok := c.lru.Peek(k); ok && c.now().Before(e.fresh) {
+		c.mu.Unlock()
+		return e, nil
+	}
 	f := &flight{done: make(chan struct{})}
 	c.flights[k] = f
 	c.mu.Unlock()
