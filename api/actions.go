@@ -165,8 +165,9 @@ func displayName(r *token.Record) string {
 	return r.ID.String()
 }
 
-// serveUCloud serves GetURocketMQToken in the UCloud envelope: always HTTP 200.
-func (h *Handler) serveUCloud(w http.ResponseWriter, r *http.Request, ps params) {
+// serveUCloud serves GetURocketMQToken in the UCloud envelope (always HTTP
+// 200) and returns the RetCode as a metric label.
+func (h *Handler) serveUCloud(w http.ResponseWriter, r *http.Request, ps params) string {
 	resp := GetURocketMQTokenResponse{Action: ucloudAction + "Response"}
 	tok, e := h.getURocketMQToken(r.Context(), ps)
 	if e != nil {
@@ -176,6 +177,10 @@ func (h *Handler) serveUCloud(w http.ResponseWriter, r *http.Request, ps params)
 	}
 	writeJSON(w, http.StatusOK, resp)
 	h.log.Debug("api request", "action", ucloudAction, "ret_code", resp.RetCode)
+	if resp.RetCode == RetOK {
+		return "OK"
+	}
+	return "RetCode" + strconv.Itoa(resp.RetCode)
 }
 
 func (h *Handler) getURocketMQToken(ctx context.Context, ps params) (*URocketMQToken, *UCloudError) {

@@ -44,7 +44,20 @@ type Config struct {
 	SharedNonces NonceStore
 	// SharedRates, if set, counts calls for the rate limits across replicas.
 	SharedRates RateStore
+	// Observer is told of every request, for metrics. Default: none.
+	Observer Observer
 }
+
+// Observer is told of every API request: the action (a known one, or
+// "unknown"), the response code ("OK", or the error Code with any
+// parameter name cut off) and the handling time.
+type Observer interface {
+	APIRequest(action, code string, d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) APIRequest(string, string, time.Duration) {}
 
 // NonceStore remembers SignatureNonces across token-service replicas.
 type NonceStore interface {
@@ -61,6 +74,7 @@ type RateStore interface {
 
 // Handler serves the RPC endpoint ("/"). It is safe for concurrent use.
 type Handler struct {
+	observer Observer
 	shared   NonceStore
 	svc      *token.Service
 	keys     *Keys
@@ -80,6 +94,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h := &Handler{
 		svc: cfg.Service, keys: cfg.Keys, window: cfg.TimestampWindow, maxBody: cfg.MaxBodyBytes,
 		limiters: newLimiters(cfg.RateLimits, cfg.SharedRates), now: cfg.Now, log: cfg.Logger, shared: cfg.SharedNonces,
+		observer: cfg.Observer,
+	}
+	if h.observer == nil {
+		h.observer = nopObserver{}
 	}
 	if h.window <= 0 {
 		h.window = 15 * time.Minute
@@ -168,11 +186,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ps, perr := parseRequestParams(r, h.maxBody)
 	if perr != nil {
 		h.writeError(w, r, requestID, "", perr)
+		h.observer.APIRequest("unknown", metricCode(perr), time.Since(start))
 		return
 	}
 	name := ps.value("Action")
 	if name == ucloudAction {
-		h.serveUCloud(w, r, ps)
+		code := h.serveUCloud(w, r, ps)
+		h.observer.APIRequest(ucloudAction, code, time.Since(start))
 		return
 	}
 	resp, aerr := h.serveRPC(r, ps, name, requestID)
@@ -181,7 +201,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		writeJSON(w, http.StatusOK, resp)
 	}
-	h.log.Debug("api request", "action", name, "code", codeOf(aerr), "duration", time.Since(start))
+	took := time.Since(start)
+	label := name
+	if _, known := actions[name]; !known {
+		label = "unknown" // never a label value the caller chooses
+	}
+	h.observer.APIRequest(label, metricCode(aerr), took)
+	h.log.Debug("api request", "action", label, "code", codeOf(aerr), "duration", took)
+}
+
+// metricCode is the Code without the parameter part of
+// InvalidParameter.<Name> and MissingParameter.<Name>, whose names callers choose.
+func metricCode(e *Error) string {
+	if e == nil {
+		return "OK"
+	}
+	for _, p := range []string{CodeInvalidParameter, CodeMissingParameter} {
+		if strings.HasPrefix(e.Code, p) {
+			return p
+		}
+	}
+	return e.Code
 }
 
 func codeOf(e *Error) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
 	"github.com/tokenmq/tokenmq/hook"
+	"github.com/tokenmq/tokenmq/metrics"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 	"github.com/tokenmq/tokenmq/token/pgstore"
@@ -65,6 +66,8 @@ type Server struct {
 	mqtt      *mqtt.Server
 	hook      *hook.Hook
 	listeners map[string]*listener // by protocol: tcp, ws, tls
+
+	metrics *metrics.Metrics
 }
 
 // New checks the options and returns a Server; it does no I/O.
@@ -73,7 +76,7 @@ func New(opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, clientKey: opts.ClientKey, log: opts.Logger, listeners: map[string]*listener{}}
+	s := &Server{cfg: cfg, clientKey: opts.ClientKey, log: opts.Logger, listeners: map[string]*listener{}, metrics: metrics.New()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -193,10 +196,18 @@ func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	svc := s.svc
+	stat := func(f func(token.Stats) int64) func() float64 {
+		return func() float64 { return float64(f(svc.Stats())) }
+	}
+	s.metrics.CounterFunc("tokens_issued_total", "Tokens issued by ApplyToken.", stat(func(t token.Stats) int64 { return t.Applies }))
+	s.metrics.CounterFunc("token_queries_total", "Token validations at the token service (QueryToken, in-process brokers).", stat(func(t token.Stats) int64 { return t.Queries }))
+	s.metrics.CounterFunc("token_store_lookups_total", "Store reads by token validations; forged, malformed and expired tokens cause none.", stat(func(t token.Stats) int64 { return t.StoreLookups }))
+	s.metrics.CounterFunc("revocations_total", "Tokens revoked through this token service.", stat(func(t token.Stats) int64 { return t.Revocations }))
 	a := s.cfg.API
 	acfg := api.Config{
 		Service: s.svc, Keys: s.keys, TimestampWindow: a.TimestampWindow, NonceCapacity: a.NonceCapacity,
-		MaxBodyBytes: a.MaxBodyBytes, Logger: s.log,
+		MaxBodyBytes: a.MaxBodyBytes, Logger: s.log, Observer: s.metrics,
 		RateLimits: api.RateLimits{
 			ApplyToken: a.RateLimits.ApplyToken, QueryToken: a.RateLimits.QueryToken,
 			BrokerQueryToken: a.RateLimits.BrokerQueryToken, Other: a.RateLimits.Other,
@@ -246,7 +257,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 		Cache: hook.CacheConfig{Size: cc.Size, PositiveTTL: cc.PositiveTTL, NegativeTTL: cc.NegativeTTL,
 			StaleGrace: cc.StaleGrace, QueryTimeout: cc.QueryTimeout},
 		AllowPlain: b.AllowPlainToken, DenyDisconnect: b.DenyAction == "disconnect",
-		ExpireNotice: b.ExpireNotice, Logger: s.log,
+		ExpireNotice: b.ExpireNotice, Logger: s.log, Observer: s.metrics,
 		BackpressurePause: b.BackpressurePause, BackpressureMinRate: b.BackpressureMinRate,
 	})
 	if err != nil {
@@ -256,6 +267,17 @@ func (s *Server) startBroker(ctx context.Context) error {
 	if err := s.mqtt.AddHook(h, nil); err != nil {
 		return err
 	}
+	cache := h.Cache()
+	cstat := func(f func(hook.CacheStats) int64) func() float64 {
+		return func() float64 { return float64(f(cache.Stats())) }
+	}
+	s.metrics.CounterFunc("token_cache_hits_total", "CONNECT validations answered from the cache.", cstat(func(c hook.CacheStats) int64 { return c.Hits }))
+	s.metrics.CounterFunc("token_cache_misses_total", "CONNECT validations the cache could not answer.", cstat(func(c hook.CacheStats) int64 { return c.Misses }))
+	s.metrics.CounterFunc("token_cache_evictions_total", "Cached answers evicted for room.", cstat(func(c hook.CacheStats) int64 { return c.Evictions }))
+	s.metrics.CounterFunc("token_cache_stale_served_total", "Stale valid answers used while the token service was unreachable.", cstat(func(c hook.CacheStats) int64 { return c.StaleServed }))
+	s.metrics.GaugeFunc("token_cache_entries", "Answers in the validation cache.", func() float64 { return float64(cache.Len()) })
+	s.metrics.GaugeFunc("connected_clients", "Authenticated MQTT connections.", func() float64 { return float64(h.Sessions()) })
+	s.metrics.CounterFunc("deliveries_dropped_total", "Deliveries dropped because a subscriber's queue was full.", func() float64 { return float64(h.Dropped()) })
 	var lc net.ListenConfig
 	bind := func(protocol, addr string, wrap func(net.Listener) net.Listener) error {
 		if addr == "" {
@@ -299,6 +321,7 @@ func (s *Server) mux(rpc http.Handler) http.Handler {
 	if s.emqx != nil {
 		m.Handle("/mqtt/auth", s.emqx)
 	}
+	m.Handle("/metrics", s.metrics.Handler())
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -374,4 +375,9 @@ func jsonDecode(t *testing.T, resp *http.Response, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("decoding %s: %v", resp.Request.URL, err)
 	}
+}
+
+func readAll(resp *http.Response) (string, error) {
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

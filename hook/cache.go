@@ -82,7 +82,7 @@ type flight struct {
 
 // CacheStats counts what the cache did.
 type CacheStats struct {
-	Hits, Misses, Calls, StaleServed, Outages int64
+	Hits, Misses, Calls, StaleServed, Outages, Evictions int64
 }
 
 // Cache validates tokens through a Validator, remembering answers in a
@@ -101,27 +101,31 @@ type Cache struct {
 	revMu   sync.RWMutex
 	revoked map[token.ID]time.Time // revoked token -> its expiry (forget after)
 
-	hits, misses, calls, stale, outages atomic.Int64
+	hits, misses, calls, stale, outages, evictions atomic.Int64
+
+	observe func(outcome string, d time.Duration) // each validation call, for metrics
 }
 
 // NewCache returns a Cache for one instance.
 func NewCache(v Validator, instanceID string, cfg CacheConfig, now func() time.Time) (*Cache, error) {
 	cfg.setDefaults()
-	l, err := lru.New[cacheKey, *cacheEntry](cfg.Size)
-	if err != nil {
-		return nil, err
-	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{v: v, instance: instanceID, cfg: cfg, now: now, lru: l,
-		flights: make(map[cacheKey]*flight), revoked: make(map[token.ID]time.Time)}, nil
+	c := &Cache{v: v, instance: instanceID, cfg: cfg, now: now, observe: func(string, time.Duration) {},
+		flights: make(map[cacheKey]*flight), revoked: make(map[token.ID]time.Time)}
+	l, err := lru.NewWithEvict[cacheKey, *cacheEntry](cfg.Size, func(cacheKey, *cacheEntry) { c.evictions.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	c.lru = l
+	return c, nil
 }
 
 // Stats returns the counters so far.
 func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Calls: c.calls.Load(),
-		StaleServed: c.stale.Load(), Outages: c.outages.Load()}
+		StaleServed: c.stale.Load(), Outages: c.outages.Load(), Evictions: c.evictions.Load()}
 }
 
 // Len returns the number of cached answers.
@@ -233,14 +237,19 @@ func (c *Cache) call(tok string) (*cacheEntry, error) {
 	c.calls.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 	defer cancel()
+	start := time.Now()
 	g, err := c.v.Validate(ctx, c.instance, tok)
+	took := time.Since(start)
 	now := c.now()
 	if token.IsDenied(err) {
+		c.observe("denied", took)
 		return &cacheEntry{err: err, fetched: now, fresh: now.Add(c.cfg.NegativeTTL)}, nil
 	}
 	if err != nil {
+		c.observe("error", took)
 		return nil, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
+	c.observe("valid", took)
 	compiled, err := acl.Compile(g.Resources)
 	if err != nil { // the service handed out a resource it should have refused
 		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", errUnavailable, g.TokenID, err)

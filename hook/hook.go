@@ -39,8 +39,30 @@ type RevocationFeed interface {
 	Feed(ctx context.Context, instanceID string, after uint64, wait time.Duration) (token.FeedPage, error)
 }
 
+// Observer is told what the hook decides, for metrics. Its methods must be
+// cheap: ACLDenied is called on the publish and delivery path.
+type Observer interface {
+	ConnectDecision(result, reason string)      // accepted/refused, and why
+	Validation(outcome string, d time.Duration) // a validation call: valid, denied or error
+	ACLDenied(action string)                    // publish or subscribe
+	Disconnected(reason string)                 // expired, revoked, invalid_renewal
+	Renewal(result string)                      // renewed, invalid, unavailable
+	RevocationApplied(lag time.Duration)        // from the revocation to the broker acting on it
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ConnectDecision(string, string)      {}
+func (nopObserver) Validation(string, time.Duration)    {}
+func (nopObserver) ACLDenied(string)                    {}
+func (nopObserver) Disconnected(string)                 {}
+func (nopObserver) Renewal(string)                      {}
+func (nopObserver) RevocationApplied(lag time.Duration) {}
+
 // Config configures a Hook.
 type Config struct {
+	// Observer receives the hook's decisions, for metrics. Default: none.
+	Observer Observer
 	// InstanceID is the instance this broker serves. Required.
 	InstanceID string
 	// Validator checks tokens. Required.
@@ -92,7 +114,6 @@ type Hook struct {
 	closeOnce sync.Once
 
 	feedHealthy atomic.Bool
-	denials     atomic.Int64
 	dropped     atomic.Int64
 }
 
@@ -110,6 +131,9 @@ func New(server *mqtt.Server, cfg Config) (*Hook, error) {
 	if cfg.FeedWait <= 0 {
 		cfg.FeedWait = 20 * time.Second
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -118,6 +142,7 @@ func New(server *mqtt.Server, cfg Config) (*Hook, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache.observe = cfg.Observer.Validation
 	return &Hook{cfg: cfg, server: server, cache: cache, log: log,
 		byToken: make(map[token.ID]map[*session]struct{}), stop: make(chan struct{})}, nil
 }
@@ -169,11 +194,12 @@ func (h *Hook) Sessions() int {
 	return n
 }
 
-// refusal is why a CONNECT is refused, with its v5 reason code.
+// refusal is why a CONNECT is refused, with its v5 reason code and a
+// short reason for logs and metrics.
 type refusal struct {
-	code packets.Code
-	why  string
-	err  error
+	code   packets.Code
+	reason string
+	err    error
 }
 
 var (
@@ -209,22 +235,25 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		if ref.code == codeUnavailable {
 			level = slog.LevelWarn
 		}
+		h.cfg.Observer.ConnectDecision("refused", ref.reason)
 		h.log.Log(context.Background(), level, "connect refused", "client", cl.ID, "remote", cl.Net.Remote,
-			"reason", ref.why, "code", fmt.Sprintf("0x%02x", ref.code.Code), "err", ref.err)
+			"reason", ref.reason, "code", fmt.Sprintf("0x%02x", ref.code.Code), "err", ref.err)
 		return ref.code
 	}
 	h.index(s)
 	h.sessions.Store(cl, s)
+	h.cfg.Observer.ConnectDecision("accepted", "ok")
+	h.log.Info("connect accepted", "client", cl.ID, "remote", cl.Net.Remote, "token_id", joinIDs(s.tokenIDs()))
 	return nil
 }
 
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refusal) {
 	creds, err := ParseCredentials(pk.Connect.Username, pk.Connect.Password, pk.Connect.PasswordFlag, h.cfg.AllowPlain)
 	if err != nil {
-		return nil, &refusal{codeBadCredentials, "malformed credentials", err}
+		return nil, &refusal{codeBadCredentials, "malformed_credentials", err}
 	}
 	if creds.Form == FormApsara && creds.InstanceID != h.cfg.InstanceID {
-		return nil, &refusal{codeNotAuthorized, "wrong instance", nil}
+		return nil, &refusal{codeNotAuthorized, "wrong_instance", nil}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cache.cfg.QueryTimeout)
 	defer cancel()
@@ -233,11 +262,11 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 		g, err := h.cache.Lookup(ctx, c.Token)
 		switch {
 		case errors.Is(err, token.ErrWrongInstance):
-			return nil, &refusal{codeNotAuthorized, "token of another instance", nil}
+			return nil, &refusal{codeNotAuthorized, "wrong_instance", nil}
 		case token.IsDenied(err):
-			return nil, &refusal{codeBadCredentials, "invalid token", err}
+			return nil, &refusal{codeBadCredentials, deniedReason(err), err}
 		case err != nil:
-			return nil, &refusal{codeUnavailable, "token service unavailable", err}
+			return nil, &refusal{codeUnavailable, "token_service_unavailable", err}
 		}
 		typ := c.Type
 		if creds.Form == FormPlain {
@@ -250,7 +279,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 	}
 	s := newSession(cl, creds, hs)
 	if pk.Connect.WillFlag && !writable(s.rights.Load(), pk.Connect.WillTopic) {
-		return nil, &refusal{codeNotAuthorized, "will topic outside the token's rights", nil}
+		return nil, &refusal{codeNotAuthorized, "will_not_allowed", nil}
 	}
 	return s, nil
 }
@@ -258,9 +287,50 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 // check applies the ApsaraMQ rules to one valid token given as typ.
 func (h *Hook) check(creds Credentials, g *grant, typ token.Actions) *refusal {
 	if err := CheckGrant(creds, h.cfg.InstanceID, g.Grant, typ); err != nil {
-		return &refusal{codeNotAuthorized, err.Error(), nil}
+		return &refusal{codeNotAuthorized, grantReason(err), err}
 	}
 	return nil
+}
+
+// Errors of CheckGrant.
+var (
+	errGrantInstance  = errors.New("token of another instance")
+	errGrantAccessKey = errors.New("token issued by another access key")
+	errGrantType      = errors.New("token actions do not cover its type")
+)
+
+func grantReason(err error) string {
+	switch err {
+	case errGrantInstance:
+		return "wrong_instance"
+	case errGrantAccessKey:
+		return "wrong_access_key"
+	}
+	return "type_not_covered"
+}
+
+// deniedReason names a validation denial for logs and metrics.
+func deniedReason(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return "expired_token"
+	case errors.Is(err, token.ErrRevoked):
+		return "revoked_token"
+	case errors.Is(err, token.ErrForged), errors.Is(err, token.ErrMalformed):
+		return "forged_token"
+	}
+	return "invalid_token"
+}
+
+func joinIDs(ids []token.ID) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id.String())
+	}
+	return b.String()
 }
 
 // CheckGrant applies SPEC §3.1's rules to one valid token of a CONNECT,
@@ -270,11 +340,11 @@ func (h *Hook) check(creds Credentials, g *grant, typ token.Actions) *refusal {
 func CheckGrant(creds Credentials, instanceID string, g token.Grant, typ token.Actions) error {
 	switch {
 	case g.InstanceID != instanceID:
-		return errors.New("token of another instance")
+		return errGrantInstance
 	case creds.Form == FormApsara && g.AccessKeyID != creds.AccessKeyID:
-		return errors.New("token issued by another access key")
+		return errGrantAccessKey
 	case !g.Actions.Covers(typ):
-		return errors.New("token actions do not cover its type")
+		return errGrantType
 	}
 	return nil
 }
@@ -375,12 +445,13 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if topic == "" || cl.Properties.ProtocolVersion < 5 {
 			return true
 		}
-		ok = writable(r, topic)
-	} else {
-		ok = readable(r, topic)
+		if ok = writable(r, topic); !ok {
+			h.cfg.Observer.ACLDenied("publish")
+		}
+		return ok
 	}
-	if !ok {
-		h.denials.Add(1)
+	if ok = readable(r, topic); !ok {
+		h.cfg.Observer.ACLDenied("subscribe") // or a delivery after the rights shrank
 	}
 	return ok
 }
@@ -424,7 +495,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if s != nil && writable(s.rights.Load(), pk.TopicName) {
 		return pk, nil
 	}
-	h.denials.Add(1)
+	h.cfg.Observer.ACLDenied("publish")
 	if cl.Properties.ProtocolVersion >= 5 {
 		if pk.FixedHeader.Qos > 0 {
 			ackType := packets.Puback
@@ -472,7 +543,7 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		h.renew(cl, pk)
 		return pk, nil
 	}
-	h.denials.Add(1)
+	h.cfg.Observer.ACLDenied("publish")
 	if cl.Properties.ProtocolVersion >= 5 {
 		h.ackDropped(cl, pk, packets.ErrNotAuthorized)
 	} else {
@@ -532,6 +603,7 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 	g, err := h.cache.Lookup(ctx, body.Token)
 	cancel()
 	if err != nil && !token.IsDenied(err) {
+		h.cfg.Observer.Renewal("unavailable")
 		h.log.Warn("renewal not checked: token service unavailable", "client", cl.ID, "err", err)
 		if pk.FixedHeader.Qos > 0 && cl.Properties.ProtocolVersion >= 5 {
 			h.ackDropped(cl, pk, packets.ErrUnspecifiedError)
@@ -574,12 +646,14 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.pruneSubscriptions(cl, r)
 	h.ackDropped(cl, pk, packets.CodeSuccess)
+	h.cfg.Observer.Renewal("renewed")
 	h.log.Info("token renewed", "client", cl.ID, "token_id", g.TokenID.String(), "type", typeName(typ))
 }
 
 // refuseRenewal answers an invalid $SYS/uploadToken: a v5 client's QoS 1/2
 // publish gets 0x87, then the notice (code 1) and the disconnect.
 func (h *Hook) refuseRenewal(s *session, pk packets.Packet, typ token.Actions, why string) {
+	h.cfg.Observer.Renewal("invalid")
 	if s.cl.Properties.ProtocolVersion >= 5 {
 		h.ackDropped(s.cl, pk, packets.ErrNotAuthorized)
 	}
@@ -633,6 +707,7 @@ func (h *Hook) kick(s *session, code int, typ token.Actions, reason packets.Code
 		return
 	}
 	s.rights.Store(noRights)
+	h.cfg.Observer.Disconnected(disconnectReason(code))
 	run := func() {
 		done := make(chan struct{})
 		go func() {
@@ -660,6 +735,17 @@ func (h *Hook) kick(s *session, code int, typ token.Actions, reason packets.Code
 	}
 	s.mu.Unlock()
 	go run()
+}
+
+// disconnectReason names a kick's $SYS/tokenInvalidNotice code for metrics.
+func disconnectReason(code int) string {
+	switch code {
+	case InvalidCodeExpired:
+		return "expired"
+	case InvalidCodeRevoked:
+		return "revoked"
+	}
+	return "invalid_renewal"
 }
 
 // publishTo sends a QoS 0 PUBLISH to one client only, bypassing routing.
@@ -703,6 +789,7 @@ func (h *Hook) unindex(s *session, ids []token.ID) {
 // connection relying on it is notified and disconnected.
 func (h *Hook) Revoke(rv token.Revocation) {
 	h.cache.MarkRevoked(rv.ID, rv.ExpireTime)
+	h.cfg.Observer.RevocationApplied(time.Since(rv.RevokeTime))
 	h.idxMu.Lock()
 	var victims []*session
 	for s := range h.byToken[rv.ID] {
