@@ -3,11 +3,13 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tokenmq/tokenmq/acl"
 	"github.com/tokenmq/tokenmq/token"
 )
 
@@ -106,6 +108,71 @@ func (h *Handler) listTokens(ctx context.Context, c *call) (any, *Error) {
 			CreateTime: r.CreateTime.UnixMilli(), Revoked: r.Revoked,
 		}
 	}
+	return out, nil
+}
+
+// explainAccess serves ExplainAccess: InstanceId, Token or TokenId, Topic,
+// and Operation (publish or subscribe; "Action" names the RPC action).
+func (h *Handler) explainAccess(ctx context.Context, c *call) (any, *Error) {
+	inst, v, e := h.instanceAnd(c, "Topic", "Operation")
+	if e != nil {
+		return nil, e
+	}
+	topic, action := v[0], v[1]
+	var need token.Actions
+	switch action {
+	case "publish":
+		need = token.ActionWrite
+	case "subscribe":
+		need = token.ActionRead
+	default:
+		return nil, errInvalidParam("Operation", "%q is not publish or subscribe.", clip(action, 32))
+	}
+	tok, id := c.ps.value("Token"), c.ps.value("TokenId")
+	out := ExplainAccessResponse{RequestId: c.requestID, TokenStatus: "unknown"}
+	var rec *token.Record
+	var err error
+	switch {
+	case tok != "" && id != "":
+		return nil, errInvalidParam("Token", "and TokenId are both given; give one.")
+	case tok != "":
+		rec, err = h.svc.Inspect(ctx, inst, tok)
+	case id != "":
+		tid, perr := token.ParseID(id)
+		if perr != nil {
+			return nil, errorFor(perr)
+		}
+		rec, err = h.svc.Get(ctx, inst, tid)
+	default:
+		return nil, errMissingParam("Token")
+	}
+	switch {
+	case token.IsDenied(err):
+		out.Reason = "not a token of this instance: " + err.Error()
+		return out, nil
+	case err != nil:
+		return nil, h.serviceError("ExplainAccess", err)
+	}
+	out.TokenId, out.TokenStatus = rec.ID.String(), rec.Status(h.now())
+	if out.TokenStatus != "valid" {
+		out.Reason = "the token is " + out.TokenStatus
+		return out, nil
+	}
+	if !rec.Actions.Covers(need) {
+		out.Reason = fmt.Sprintf("the token's Actions (%s) do not include %s (%s)", rec.Actions, action, need)
+		return out, nil
+	}
+	a, err := acl.Compile(rec.Resources)
+	if err != nil {
+		return nil, h.serviceError("ExplainAccess", err)
+	}
+	var d acl.Decision
+	if need == token.ActionWrite {
+		d = a.ExplainPublish(topic)
+	} else {
+		d = a.ExplainSubscribe(topic)
+	}
+	out.Allowed, out.Resource, out.Level, out.Reason = d.Allowed, d.Resource, d.Level, d.Reason
 	return out, nil
 }
 

@@ -400,3 +400,42 @@ func TestSharedReplayAndRateAcrossReplicas(t *testing.T) {
 	status, body = a.call("ApplyToken", applyParams(a, nil))
 	assertError(t, status, body, 400, CodeApplyTokenOverFlow)
 }
+
+func TestExplainAccess(t *testing.T) {
+	hs := newHarness(t)
+	c := &Client{Endpoint: hs.srv.URL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	ctx := context.Background()
+	tok := hs.apply("inst-a", "dev/+/up,cmd/#", "R", time.Hour)
+	q, _ := c.QueryToken(ctx, "inst-a", tok)
+	revoked := hs.apply("inst-a", "dev/#", "R,W", time.Hour)
+	c.RevokeToken(ctx, "inst-a", revoked)
+	for _, tc := range []struct {
+		tokenOrID, topic, action string
+		allowed                  bool
+		resource, reason         string
+	}{
+		{tok, "dev/7/up", "subscribe", true, "dev/+/up", "contains"},
+		{q.TokenId, "dev/+/up", "subscribe", true, "dev/+/up", "contains"},
+		{tok, "dev/#", "subscribe", false, "dev/+/up", "level 2"},
+		{tok, "cmd/x", "publish", false, "", "Actions (R) do not include publish (W)"},
+		{revoked, "dev/x", "subscribe", false, "", "the token is revoked"},
+		{"garbage", "dev/x", "subscribe", false, "", "not a token of this instance"},
+		{strings.Repeat("0", 32), "dev/x", "subscribe", false, "", "not a token of this instance"},
+	} {
+		got, err := c.ExplainAccess(ctx, "inst-a", tc.tokenOrID, tc.topic, tc.action)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Allowed != tc.allowed || got.Resource != tc.resource || !strings.Contains(got.Reason, tc.reason) {
+			t.Errorf("%.10s %s %s: %+v; want allowed=%v resource=%q reason ~%q", tc.tokenOrID, tc.action, tc.topic, got, tc.allowed, tc.resource, tc.reason)
+		}
+	}
+	var apiErr *Error
+	if _, err := c.ExplainAccess(ctx, "inst-a", tok, "x", "delete"); !errors.As(err, &apiErr) || apiErr.Code != "InvalidParameter.Operation" {
+		t.Fatalf("bad action: %v", err)
+	}
+	broker := &Client{Endpoint: hs.srv.URL, AccessKeyID: brokerID, AccessKeySecret: brokerSecret}
+	if _, err := broker.ExplainAccess(ctx, "inst-a", tok, "x", "publish"); !errors.As(err, &apiErr) || apiErr.Code != CodePermission {
+		t.Fatalf("broker key: %v", err)
+	}
+}

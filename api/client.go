@@ -78,6 +78,19 @@ func (c *Client) ListTokens(ctx context.Context, instanceID string, pageSize int
 	return &out, c.Call(ctx, "ListTokens", ps, &out)
 }
 
+// ExplainAccess asks whether a token (or token ID) may publish or subscribe
+// to topic; operation is "publish" or "subscribe".
+func (c *Client) ExplainAccess(ctx context.Context, instanceID, tokenOrID, topic, operation string) (*ExplainAccessResponse, error) {
+	ps := map[string]string{"InstanceId": instanceID, "Topic": topic, "Operation": operation}
+	if _, err := token.ParseID(tokenOrID); err == nil {
+		ps["TokenId"] = tokenOrID
+	} else {
+		ps["Token"] = tokenOrID
+	}
+	var out ExplainAccessResponse
+	return &out, c.Call(ctx, "ExplainAccess", ps, &out)
+}
+
 // Validate implements the broker's Validator over QueryToken: the token's
 // grant, token.ErrNotFound when the service says it is not valid, or
 // another error when the service could not say.

@@ -102,3 +102,15 @@ type ListRevocationsResponse struct {
 	NextSeq     uint64
 	Reset       bool
 }
+
+// ExplainAccessResponse is the body of ExplainAccess: whether the token may
+// publish to or subscribe to Topic, which resource decides, or why not.
+type ExplainAccessResponse struct {
+	RequestId   string
+	Allowed     bool
+	TokenId     string `json:",omitempty"`
+	TokenStatus string // valid, expired, revoked or unknown
+	Resource    string `json:",omitempty"`
+	Level       int    `json:",omitempty"` // when denied: the level where the closest resource stops matching
+	Reason      string
+}

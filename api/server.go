@@ -166,6 +166,8 @@ var actions = map[string]action{
 	"QueryToken":  {adminOnly: false, class: classQuery, overflow: CodeQueryTokenOverFlow, run: (*Handler).queryToken},
 	"RevokeToken": {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).revokeToken},
 	"ListTokens":  {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).listTokens},
+	// ExplainAccess says whether a token may publish or subscribe to a topic, and why.
+	"ExplainAccess": {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).explainAccess},
 	// ListRevocations is tokenmq's revocation feed for brokers (long poll).
 	"ListRevocations": {adminOnly: false, class: classQuery, overflow: CodeSystemOverFlow,
 		timeout: MaxFeedWait + 5*time.Second, run: (*Handler).listRevocations},

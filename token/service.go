@@ -255,6 +255,20 @@ func (s *Service) Revoke(ctx context.Context, instanceID, tok string) (*Record, 
 	return rec, nil
 }
 
+// Inspect returns the record of a token string whatever its state
+// (expired and revoked included), for explanations; ErrMalformed, ErrForged
+// or ErrNotFound if there is none, ErrNotFound also for another instance's.
+func (s *Service) Inspect(ctx context.Context, instanceID, tok string) (*Record, error) {
+	if !s.Serves(instanceID) {
+		return nil, ErrInstanceNotServed
+	}
+	c, err := s.keys.Open(tok)
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, instanceID, c.ID)
+}
+
 // Get returns a token's record by ID, whatever its state, or ErrNotFound
 // (also for a token of another instance).
 func (s *Service) Get(ctx context.Context, instanceID string, id ID) (*Record, error) {

@@ -274,3 +274,23 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatalf("rotate: %d %q", code, out)
 	}
 }
+
+func TestTokenExplain(t *testing.T) {
+	t.Setenv(envKeyID, testKeyID)
+	t.Setenv(envKeySecret, testKeySecret)
+	url := startServer(t)
+	_, tok, _ := cli(t, "token", "apply", "--endpoint", url, "--resources", "dev/+/up", "--actions", "R")
+	tok = strings.TrimSpace(tok)
+	code, out, _ := cli(t, "token", "explain", tok, "--endpoint", url, "--topic", "dev/7/up")
+	if code != 0 || !strings.HasPrefix(out, `allowed: resource "dev/+/up" contains`) {
+		t.Fatalf("explain allowed: %d %q", code, out)
+	}
+	code, out, _ = cli(t, "token", "explain", tok, "--endpoint", url, "--topic", "dev/#")
+	if code != 1 || !strings.Contains(out, "denied:") || !strings.Contains(out, "level 2") {
+		t.Fatalf("explain denied: %d %q", code, out)
+	}
+	code, out, _ = cli(t, "token", "explain", tok, "--endpoint", url, "--topic", "dev/7/up", "--operation", "publish")
+	if code != 1 || !strings.Contains(out, "do not include publish") {
+		t.Fatalf("explain publish: %d %q", code, out)
+	}
+}

@@ -64,21 +64,22 @@ type tokenSubcommand struct {
 }
 
 var tokenSubcommands = map[string]tokenSubcommand{
-	"apply":  {"tokenmq token apply --resources 'a/+,b/#' --actions R,W --ttl 1h [--name NAME]", 0, applyFlags},
-	"query":  {"tokenmq token query TOKEN", 1, queryFlags},
-	"revoke": {"tokenmq token revoke TOKEN", 1, revokeFlags},
-	"get":    {"tokenmq token get [--display] TOKEN_ID", 1, getFlags},
-	"list":   {"tokenmq token list [--page-size N] [--next-token T] [--all]", 0, listFlags},
+	"apply":   {"tokenmq token apply --resources 'a/+,b/#' --actions R,W --ttl 1h [--name NAME]", 0, applyFlags},
+	"query":   {"tokenmq token query TOKEN", 1, queryFlags},
+	"revoke":  {"tokenmq token revoke TOKEN", 1, revokeFlags},
+	"get":     {"tokenmq token get [--display] TOKEN_ID", 1, getFlags},
+	"list":    {"tokenmq token list [--page-size N] [--next-token T] [--all]", 0, listFlags},
+	"explain": {"tokenmq token explain TOKEN|TOKEN_ID --topic TOPIC --operation publish|subscribe", 1, explainFlags},
 }
 
 func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: tokenmq token apply|query|revoke|get|list [flags] (tokenmq token CMD -h for help)")
+		fmt.Fprintln(stderr, "Usage: tokenmq token apply|query|revoke|get|list|explain [flags] (tokenmq token CMD -h for help)")
 		return exitUsage
 	}
 	sub, ok := tokenSubcommands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "tokenmq token: unknown command %q; use apply, query, revoke, get or list\n", args[0])
+		fmt.Fprintf(stderr, "tokenmq token: unknown command %q; use apply, query, revoke, get, list or explain\n", args[0])
 		return exitUsage
 	}
 	name := "token " + args[0]
@@ -269,5 +270,32 @@ func listFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlags
 			fmt.Fprintf(w, "more: --next-token %s (or --all)\n", cursor)
 		}
 		return exitOK, nil
+	}
+}
+
+func explainFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlags, []string, io.Writer) (int, error) {
+	topic := fs.String("topic", "", "the topic (publish) or topic filter (subscribe)")
+	op := fs.String("operation", "subscribe", "publish or subscribe")
+	return func(ctx context.Context, c *api.Client, cf *clientFlags, args []string, w io.Writer) (int, error) {
+		if *topic == "" {
+			return exitUsage, errors.New("--topic is required")
+		}
+		resp, err := c.ExplainAccess(ctx, cf.instanceID, args[0], *topic, *op)
+		if err != nil {
+			return exitFailure, err
+		}
+		code := exitOK
+		if !resp.Allowed {
+			code = exitFailure
+		}
+		if cf.asJSON {
+			return code, printJSON(w, resp)
+		}
+		verdict := "allowed"
+		if !resp.Allowed {
+			verdict = "denied"
+		}
+		fmt.Fprintf(w, "%s: %s\n", verdict, resp.Reason)
+		return code, nil
 	}
 }
