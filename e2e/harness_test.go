@@ -110,6 +110,7 @@ type message struct {
 	topic   string
 	payload string
 	retain  bool
+	props   map[string]string // MQTT 5 user properties
 }
 
 // client5 is an MQTT 5 client (paho.golang) with what it received.
@@ -142,7 +143,13 @@ func connect5Over(t *testing.T, conn net.Conn, clientID, username, password stri
 		Conn:     packets.NewThreadSafeConn(conn), // paho writes from several goroutines
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.mu.Lock()
-			cl.msgs = append(cl.msgs, message{pr.Packet.Topic, string(pr.Packet.Payload), pr.Packet.Retain})
+			m := message{topic: pr.Packet.Topic, payload: string(pr.Packet.Payload), retain: pr.Packet.Retain, props: map[string]string{}}
+			if pr.Packet.Properties != nil {
+				for _, up := range pr.Packet.Properties.User {
+					m.props[up.Key] = up.Value
+				}
+			}
+			cl.msgs = append(cl.msgs, m)
 			cl.mu.Unlock()
 			return true, nil
 		}},
@@ -291,7 +298,7 @@ func connect3(t *testing.T, addr, clientID, username, password string, will ...s
 		SetConnectionLostHandler(func(pahov3.Client, error) { lostOnce.Do(func() { close(cl.lost) }) }).
 		SetDefaultPublishHandler(func(_ pahov3.Client, m pahov3.Message) {
 			cl.mu.Lock()
-			cl.msgs = append(cl.msgs, message{m.Topic(), string(m.Payload()), m.Retained()})
+			cl.msgs = append(cl.msgs, message{topic: m.Topic(), payload: string(m.Payload()), retain: m.Retained()})
 			cl.mu.Unlock()
 		})
 	if username != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/hook"
 )
 
 // invalidNotice decodes a $SYS/tokenInvalidNotice payload.
@@ -292,4 +293,46 @@ func TestNoWillAfterKick(t *testing.T) {
 	neverReceived(t, watcher.received(), func(m message) bool {
 		return m.topic == "dev/revoked/status" || m.topic == "dev/expired/status"
 	})
+}
+
+// Issue 7: MQTT 5 re-authentication with an AUTH packet (reason 0x19,
+// method "tokenmq"), the token as CONNECT Authentication Data, and the
+// expiry notice's user properties for such clients.
+func TestMQTT5ReAuthentication(t *testing.T) {
+	e := startEnv(t, shortTTL, withNotice(1500*time.Millisecond))
+	first := e.apply("dev/#", "R,W", 2*time.Second)
+	firstExp := time.Now().Add(2 * time.Second)
+	byMethod := func(c *paho.Connect) {
+		c.Properties = &paho.ConnectProperties{AuthMethod: hook.AuthMethod, AuthData: []byte(first), RequestProblemInfo: true}
+	}
+	dev := mustConnect5(t, e.mqtt, "dev", "", "", byMethod) // no password: the token rides in Authentication Data
+	notice := dev.waitMessage("$SYS/tokenExpireNotice", 3*time.Second)
+	if notice.props["expireTime"] == "" || notice.props["type"] != "RW" {
+		t.Fatalf("expire notice user properties %v", notice.props)
+	}
+
+	second := e.apply("dev/#", "R,W", time.Hour)
+	ctx := ctxTimeout(t, 5*time.Second)
+	ar, err := dev.c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{
+		AuthMethod: hook.AuthMethod, AuthData: []byte(second)}})
+	if err != nil || ar == nil || !ar.Success {
+		t.Fatalf("re-authentication: %+v, %v", ar, err)
+	}
+	waitFor(t, 5*time.Second, "the first token's expiry to pass", func() bool { return time.Now().After(firstExp.Add(time.Second)) })
+	if c := dev.publish("dev/alive", 1, false, "yes"); c != 0 {
+		t.Fatalf("publish after the first token expired: 0x%02x", c)
+	}
+
+	// An invalid token in AUTH ends the connection, as an invalid renewal does.
+	ctx = ctxTimeout(t, 5*time.Second)
+	dev.c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{AuthMethod: hook.AuthMethod, AuthData: []byte("forged")}})
+	if r := dev.waitClosed(3 * time.Second); r != 0x87 {
+		t.Fatalf("invalid re-authentication: DISCONNECT 0x%02x, want 0x87", r)
+	}
+	// Another authentication method is refused at CONNECT.
+	if _, code := connect5(t, e.mqtt, "other", "", "", func(c *paho.Connect) {
+		c.Properties = &paho.ConnectProperties{AuthMethod: "SCRAM-SHA-1", AuthData: []byte("x")}
+	}); code != 0x8C {
+		t.Fatalf("other method: CONNACK 0x%02x, want 0x8C", code)
+	}
 }

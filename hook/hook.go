@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,7 +156,7 @@ func (h *Hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead, mqtt.OnWill,
-		mqtt.OnPacketSent, mqtt.OnPublishDropped,
+		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket,
 	}, []byte{b})
 }
 
@@ -203,9 +204,10 @@ type refusal struct {
 }
 
 var (
-	codeBadCredentials = packets.ErrBadUsernameOrPassword // 0x86, v3 0x04
-	codeNotAuthorized  = packets.ErrNotAuthorized         // 0x87, v3 0x05
-	codeUnavailable    = packets.ErrServerUnavailable     // 0x88, v3 0x03
+	codeBadCredentials = packets.ErrBadUsernameOrPassword   // 0x86, v3 0x04
+	codeNotAuthorized  = packets.ErrNotAuthorized           // 0x87, v3 0x05
+	codeUnavailable    = packets.ErrServerUnavailable       // 0x88, v3 0x03
+	codeBadAuthMethod  = packets.ErrBadAuthenticationMethod // 0x8C (MQTT 5 only)
 )
 
 // v3Code maps our v5 CONNACK reasons to MQTT 3.1.1 return codes. (Mochi's
@@ -248,7 +250,15 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 }
 
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refusal) {
-	creds, err := ParseCredentials(pk.Connect.Username, pk.Connect.Password, pk.Connect.PasswordFlag, h.cfg.AllowPlain)
+	password, hasPassword := pk.Connect.Password, pk.Connect.PasswordFlag
+	byAuthMethod := pk.Properties.AuthenticationMethod == AuthMethod
+	if byAuthMethod && !hasPassword { // MQTT 5: the token as Authentication Data
+		password, hasPassword = pk.Properties.AuthenticationData, len(pk.Properties.AuthenticationData) > 0
+	}
+	if pk.Properties.AuthenticationMethod != "" && !byAuthMethod {
+		return nil, &refusal{codeBadAuthMethod, "bad_authentication_method", nil}
+	}
+	creds, err := ParseCredentials(pk.Connect.Username, password, hasPassword, h.cfg.AllowPlain)
 	if err != nil {
 		return nil, &refusal{codeBadCredentials, "malformed_credentials", err}
 	}
@@ -278,6 +288,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 		hs = append(hs, &held{g: g, typ: typ})
 	}
 	s := newSession(cl, creds, hs)
+	s.authMethod.Store(byAuthMethod)
 	if pk.Connect.WillFlag && !writable(s.rights.Load(), pk.Connect.WillTopic) {
 		return nil, &refusal{codeNotAuthorized, "will_not_allowed", nil}
 	}
@@ -396,9 +407,14 @@ func (h *Hook) armTimersLocked(s *session, hd *held) {
 	if n := h.cfg.ExpireNotice; n > 0 {
 		payload := fmt.Appendf(nil, `{"expireTime":%d,"type":%q}`, exp.UnixMilli(), typ)
 		hd.notice = time.AfterFunc(max(time.Until(exp.Add(-n)), 0), func() {
-			if !s.closing.Load() {
-				h.publishTo(s.cl, TopicExpireNotice, payload)
+			if s.closing.Load() {
+				return
 			}
+			var props []packets.UserProperty
+			if s.authMethod.Load() { // MQTT 5 clients using the tokenmq method get it as user properties too
+				props = []packets.UserProperty{{Key: "expireTime", Val: strconv.FormatInt(exp.UnixMilli(), 10)}, {Key: "type", Val: typ}}
+			}
+			h.publishTo(s.cl, TopicExpireNotice, payload, props...)
 		})
 	}
 	hd.expire = time.AfterFunc(time.Until(exp), func() {
@@ -595,24 +611,52 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 	if len(pk.Payload) <= maxUploadPayload && json.Unmarshal(pk.Payload, &body) == nil {
 		typ, okType = parseTypeName(body.Type)
 	}
-	if !okType || checkTokenShape(body.Token) != nil {
+	if !okType {
 		h.refuseRenewal(s, pk, typ, "malformed renewal")
 		return
 	}
+	switch h.replaceToken(s, body.Token, typ) {
+	case renewInvalid:
+		h.refuseRenewal(s, pk, typ, "invalid renewal")
+	case renewUnavailable:
+		if pk.FixedHeader.Qos > 0 && cl.Properties.ProtocolVersion >= 5 {
+			h.ackDropped(cl, pk, packets.ErrUnspecifiedError)
+		}
+	case renewed:
+		h.ackDropped(cl, pk, packets.CodeSuccess)
+	}
+}
+
+type renewResult int
+
+const (
+	renewed renewResult = iota
+	renewInvalid
+	renewUnavailable
+	renewKicked // valid, but revoked while it was swapped in: the connection is ending
+)
+
+// replaceToken validates tok and makes it the connection's token of type
+// typ (0: the token's own Actions), replacing that type's rights, removing
+// the subscriptions they no longer cover and re-arming the expiry timers.
+func (h *Hook) replaceToken(s *session, tok string, typ token.Actions) renewResult {
+	cl := s.cl
+	if checkTokenShape(tok) != nil {
+		return renewInvalid
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cache.cfg.QueryTimeout)
-	g, err := h.cache.Lookup(ctx, body.Token)
+	g, err := h.cache.Lookup(ctx, tok)
 	cancel()
 	if err != nil && !token.IsDenied(err) {
 		h.cfg.Observer.Renewal("unavailable")
 		h.log.Warn("renewal not checked: token service unavailable", "client", cl.ID, "err", err)
-		if pk.FixedHeader.Qos > 0 && cl.Properties.ProtocolVersion >= 5 {
-			h.ackDropped(cl, pk, packets.ErrUnspecifiedError)
-		}
-		return
+		return renewUnavailable
+	}
+	if err == nil && typ == 0 {
+		typ = g.Actions
 	}
 	if err != nil || h.check(Credentials{Form: s.form, AccessKeyID: s.accessKeyID}, g, typ) != nil {
-		h.refuseRenewal(s, pk, typ, "invalid renewal")
-		return
+		return renewInvalid
 	}
 
 	s.mu.Lock()
@@ -642,12 +686,56 @@ func (h *Hook) renew(cl *mqtt.Client, pk packets.Packet) {
 	h.index(s)
 	if h.cache.isRevoked(g.TokenID) { // revoked while we were swapping it in
 		h.kick(s, InvalidCodeRevoked, typ, packets.ErrAdministrativeAction, "token revoked")
-		return
+		return renewKicked
 	}
 	h.pruneSubscriptions(cl, r)
-	h.ackDropped(cl, pk, packets.CodeSuccess)
 	h.cfg.Observer.Renewal("renewed")
 	h.log.Info("token renewed", "client", cl.ID, "token_id", g.TokenID.String(), "type", typeName(typ))
+	return renewed
+}
+
+// AuthMethod is the MQTT 5 Authentication Method of tokenmq tokens: in
+// CONNECT the Authentication Data may carry the token instead of the
+// password; an AUTH packet (reason 0x19) with it renews in session.
+const AuthMethod = "tokenmq"
+
+// OnAuthPacket handles MQTT 5 re-authentication: AUTH with reason 0x19,
+// method "tokenmq", the new token as Authentication Data and, optionally, a
+// user property "type" (R, W or RW; default: the token's own Actions). It
+// answers AUTH 0x00, or ends the connection (0x8C for another method, as an
+// invalid renewal otherwise).
+func (h *Hook) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	s := h.session(cl)
+	if s == nil || s.closing.Load() {
+		return pk, packets.ErrNotAuthorized
+	}
+	if pk.Properties.AuthenticationMethod != AuthMethod {
+		return pk, packets.ErrBadAuthenticationMethod // Mochi disconnects with it
+	}
+	var typ token.Actions
+	for _, up := range pk.Properties.User {
+		if up.Key == "type" {
+			t, ok := parseTypeName(up.Val)
+			if !ok {
+				h.cfg.Observer.Renewal("invalid")
+				h.kick(s, InvalidCodeInvalid, 0, packets.ErrNotAuthorized, "malformed re-authentication")
+				return pk, nil
+			}
+			typ = t
+		}
+	}
+	switch h.replaceToken(s, string(pk.Properties.AuthenticationData), typ) {
+	case renewInvalid:
+		h.cfg.Observer.Renewal("invalid")
+		h.kick(s, InvalidCodeInvalid, typ, packets.ErrNotAuthorized, "invalid re-authentication")
+	case renewUnavailable:
+		return pk, packets.ErrServerUnavailable
+	case renewed:
+		s.authMethod.Store(true)
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Auth},
+			ReasonCode: packets.CodeSuccess.Code, Properties: packets.Properties{AuthenticationMethod: AuthMethod}})
+	}
+	return pk, nil
 }
 
 // refuseRenewal answers an invalid $SYS/uploadToken: a v5 client's QoS 1/2
@@ -749,11 +837,12 @@ func disconnectReason(code int) string {
 }
 
 // publishTo sends a QoS 0 PUBLISH to one client only, bypassing routing.
-func (h *Hook) publishTo(cl *mqtt.Client, topic string, payload []byte) {
+func (h *Hook) publishTo(cl *mqtt.Client, topic string, payload []byte, props ...packets.UserProperty) {
 	_ = cl.WritePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
 		TopicName:   topic,
 		Payload:     payload,
+		Properties:  packets.Properties{User: props},
 	})
 }
 

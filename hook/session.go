@@ -34,7 +34,8 @@ type session struct {
 	form        Form
 	accessKeyID string // FormApsara: tokens must be issued by this key
 
-	rights atomic.Pointer[rights] // read on every publish and delivery
+	rights     atomic.Pointer[rights] // read on every publish and delivery
+	authMethod atomic.Bool            // the client uses MQTT 5's Authentication Method "tokenmq"
 
 	// Delivery progress, for QoS 0 backpressure: packets written to the
 	// client, and a snapshot of that count to measure its drain rate.
