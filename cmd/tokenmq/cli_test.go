@@ -294,3 +294,30 @@ func TestTokenExplain(t *testing.T) {
 		t.Fatalf("explain publish: %d %q", code, out)
 	}
 }
+
+func TestCheckConfig(t *testing.T) {
+	t.Setenv(envKeyID, "")
+	t.Setenv(envKeySecret, "")
+	t.Setenv("BROKER_KEY_SECRET", "broker-secret-0123456789")
+	t.Setenv("BACKEND_KEY_SECRET", "backend-secret-0123456789")
+	for _, f := range []string{"tokenmq.yaml", "tokens.yaml"} {
+		code, out, stderr := cli(t, "serve", "--check-config", "--config", "../../configs/"+f)
+		if code != 0 || !strings.Contains(stderr, "configuration OK") || !strings.Contains(out, "role:") {
+			t.Errorf("%s: exit %d\n%s\n%s", f, code, out, stderr)
+		}
+		if strings.Contains(out, "broker-secret-0123456789") {
+			t.Errorf("%s: a secret was printed", f)
+		}
+	}
+	// Problems found without starting anything: a short secret, a missing TLS file.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("access_keys:\n  - {id: a, secret: short}\ntls_addr: :8883\ntls_cert: /nope.crt\ntls_key: /nope.key\n"), 0o600)
+	code, _, stderr := cli(t, "serve", "--check-config", "--config", bad)
+	if code != 2 || !strings.Contains(stderr, "secret shorter") || !strings.Contains(stderr, "tls:") {
+		t.Fatalf("bad config: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = cli(t, "serve", "--check-config", "--role", "broker", "--token-service", "http://x:8080")
+	if code != 2 || !strings.Contains(stderr, "role broker signs with") {
+		t.Fatalf("broker without credentials: exit %d, %q", code, stderr)
+	}
+}

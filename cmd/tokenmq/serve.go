@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"net/url"
+	"strings"
+
 	"flag"
 	"fmt"
+	"gopkg.in/yaml.v3"
 	"io"
 	"log/slog"
 	"os"
@@ -22,6 +27,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", "tokenmq serve [flags]", stderr)
 	d := config.Default()
 	configPath := fs.String("config", "", "YAML config `file` (see configs/); flags win over it")
+	checkOnly := fs.Bool("check-config", false, "check the configuration (file, flags, environment), print it with secrets hidden, and exit")
 	flagged := config.Default() // flag values land here; only flags given are applied
 	fs.StringVar(&flagged.Role, "role", d.Role, "which parts run: all, broker or tokens")
 	fs.StringVar(&flagged.DataDir, "data-dir", d.DataDir, "embedded store and generated keys `dir`")
@@ -57,6 +63,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "tokenmq serve: invalid configuration:\n%v\n", err)
 		return exitUsage
+	}
+	if *checkOnly {
+		return checkConfig(cfg, stdout, stderr)
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
@@ -134,3 +143,59 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 
 // dataFile is a file under the data dir.
 func dataFile(cfg config.Config, name string) string { return filepath.Join(cfg.DataDir, name) }
+
+// checkConfig checks what serve would refuse before binding anything —
+// access keys, TLS files, URLs — and prints the effective configuration
+// with secrets hidden. Nothing is written.
+func checkConfig(cfg config.Config, stdout, stderr io.Writer) int {
+	var problems []string
+	keys := make([]api.AccessKey, 0, len(cfg.AccessKeys)+1)
+	for _, k := range cfg.AccessKeys {
+		keys = append(keys, api.AccessKey{ID: k.ID, Secret: k.Secret, Role: api.Role(k.Role), Instances: k.Instances})
+	}
+	if id, secret := os.Getenv(envKeyID), os.Getenv(envKeySecret); id != "" || secret != "" {
+		keys = append(keys, api.AccessKey{ID: id, Secret: secret, Role: api.RoleAdmin})
+	}
+	if _, err := api.NewKeys(keys); err != nil {
+		problems = append(problems, err.Error())
+	}
+	switch {
+	case cfg.Role == config.RoleBroker && (os.Getenv(envKeyID) == "" || os.Getenv(envKeySecret) == ""):
+		problems = append(problems, "role broker signs with "+envKeyID+" and "+envKeySecret+"; set them")
+	case cfg.Role != config.RoleBroker && len(keys) == 0:
+		fmt.Fprintf(stdout, "# no access key configured: serve would generate one in %s\n", dataFile(cfg, generatedKeyFile))
+	}
+	if cfg.TLSAddr != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			problems = append(problems, "tls: "+err.Error())
+		}
+	}
+	shown := cfg
+	shown.AccessKeys = append([]config.AccessKey(nil), cfg.AccessKeys...)
+	for i := range shown.AccessKeys {
+		if shown.AccessKeys[i].Secret != "" {
+			shown.AccessKeys[i].Secret = "<hidden>"
+		}
+	}
+	if shown.API.EMQXSecret != "" {
+		shown.API.EMQXSecret = "<hidden>"
+	}
+	if u, err := url.Parse(shown.Store); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "hidden")
+			shown.Store = u.String()
+		}
+	}
+	out, err := yaml.Marshal(shown)
+	if err != nil {
+		fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
+		return exitFailure
+	}
+	stdout.Write(out)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "tokenmq serve: invalid configuration:\n%s\n", strings.Join(problems, "\n"))
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, "configuration OK")
+	return exitOK
+}
