@@ -57,8 +57,8 @@ type proc struct {
 }
 
 var (
-	apiAddrLine  = regexp.MustCompile(`msg=listening listener=api addr=(\S+)`)
-	mqttAddrLine = regexp.MustCompile(`msg=listening listener=mqtt-tcp addr=(\S+)`)
+	apiAddrLine  = regexp.MustCompile(`msg=listening listener=api addr=(\S+)|"msg":"listening","listener":"api","addr":"([^"]+)"`)
+	mqttAddrLine = regexp.MustCompile(`msg=listening listener=mqtt-tcp addr=(\S+)|"msg":"listening","listener":"mqtt-tcp","addr":"([^"]+)"`)
 )
 
 // startTokenmq starts `tokenmq serve args...` with the e2e admin key and
@@ -93,12 +93,12 @@ func startTokenmqAs(t *testing.T, keyID, keySecret string, args ...string) *proc
 			p.mu.Unlock()
 			if m := mqttAddrLine.FindStringSubmatch(line); m != nil {
 				p.mu.Lock()
-				p.mqtt = m[1]
+				p.mqtt = m[1] + m[2]
 				p.mu.Unlock()
 			}
 			if m := apiAddrLine.FindStringSubmatch(line); m != nil {
 				select {
-				case addr <- m[1]:
+				case addr <- m[1] + m[2]:
 				default:
 				}
 			}

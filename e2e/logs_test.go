@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
 )
 
@@ -42,5 +45,40 @@ func TestLogsNeverContainTokensOrSecrets(t *testing.T) {
 				t.Fatalf("the log contains a token or secret (%q…)", piece[:8])
 			}
 		}
+	}
+}
+
+// Issue 7: one structured line per connect decision — client id, remote,
+// token id and reason — in JSON with --log-format json.
+func TestConnectDecisionLogLinesJSON(t *testing.T) {
+	p := startTokenmq(t, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "",
+		"--data-dir", t.TempDir(), "--log-format", "json")
+	waitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	admin := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	tok := applyWith(t, admin, "dev/#", "R", time.Hour)
+	q, _ := admin.QueryToken(context.Background(), "mqtt-local", tok)
+	mustConnect5(t, p.mqttAddr(), "good-client", "d", tok)
+	connect5(t, p.mqttAddr(), "bad-client", "Token|"+adminID+"|mqtt-local", "W|"+tok) // R token given as W
+	var accepted, refused map[string]any
+	waitFor(t, 5*time.Second, "both decision lines", func() bool {
+		for _, line := range strings.Split(p.logs(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				continue
+			}
+			switch m["msg"] {
+			case "connect accepted":
+				accepted = m
+			case "connect refused":
+				refused = m
+			}
+		}
+		return accepted != nil && refused != nil
+	})
+	if accepted["client"] != "good-client" || accepted["token_id"] != q.TokenId || accepted["remote"] == nil {
+		t.Fatalf("accepted line %v", accepted)
+	}
+	if refused["client"] != "bad-client" || refused["token_id"] != q.TokenId || refused["reason"] != "type_not_covered" || refused["code"] != "0x87" {
+		t.Fatalf("refused line %v", refused)
 	}
 }

@@ -198,9 +198,10 @@ func (h *Hook) Sessions() int {
 // refusal is why a CONNECT is refused, with its v5 reason code and a
 // short reason for logs and metrics.
 type refusal struct {
-	code   packets.Code
-	reason string
-	err    error
+	code    packets.Code
+	reason  string
+	err     error
+	tokenID string // when the token was valid but not acceptable here
 }
 
 var (
@@ -233,13 +234,19 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			code = v3Code(code)
 		}
 		_ = h.server.SendConnack(cl, code, false, nil)
-		level := slog.LevelDebug
+		level := slog.LevelInfo
 		if ref.code == codeUnavailable {
 			level = slog.LevelWarn
 		}
 		h.cfg.Observer.ConnectDecision("refused", ref.reason)
-		h.log.Log(context.Background(), level, "connect refused", "client", cl.ID, "remote", cl.Net.Remote,
-			"reason", ref.reason, "code", fmt.Sprintf("0x%02x", ref.code.Code), "err", ref.err)
+		attrs := []any{"client", cl.ID, "remote", cl.Net.Remote, "reason", ref.reason, "code", fmt.Sprintf("0x%02x", ref.code.Code)}
+		if ref.tokenID != "" {
+			attrs = append(attrs, "token_id", ref.tokenID)
+		}
+		if ref.err != nil && ref.code == codeUnavailable {
+			attrs = append(attrs, "err", ref.err)
+		}
+		h.log.Log(context.Background(), level, "connect refused", attrs...)
 		return ref.code
 	}
 	h.index(s)
@@ -256,14 +263,14 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 		password, hasPassword = pk.Properties.AuthenticationData, len(pk.Properties.AuthenticationData) > 0
 	}
 	if pk.Properties.AuthenticationMethod != "" && !byAuthMethod {
-		return nil, &refusal{codeBadAuthMethod, "bad_authentication_method", nil}
+		return nil, &refusal{code: codeBadAuthMethod, reason: "bad_authentication_method"}
 	}
 	creds, err := ParseCredentials(pk.Connect.Username, password, hasPassword, h.cfg.AllowPlain)
 	if err != nil {
-		return nil, &refusal{codeBadCredentials, "malformed_credentials", err}
+		return nil, &refusal{code: codeBadCredentials, reason: "malformed_credentials", err: err}
 	}
 	if creds.Form == FormApsara && creds.InstanceID != h.cfg.InstanceID {
-		return nil, &refusal{codeNotAuthorized, "wrong_instance", nil}
+		return nil, &refusal{code: codeNotAuthorized, reason: "wrong_instance"}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cache.cfg.QueryTimeout)
 	defer cancel()
@@ -272,17 +279,18 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 		g, err := h.cache.Lookup(ctx, c.Token)
 		switch {
 		case errors.Is(err, token.ErrWrongInstance):
-			return nil, &refusal{codeNotAuthorized, "wrong_instance", nil}
+			return nil, &refusal{code: codeNotAuthorized, reason: "wrong_instance"}
 		case token.IsDenied(err):
-			return nil, &refusal{codeBadCredentials, deniedReason(err), err}
+			return nil, &refusal{code: codeBadCredentials, reason: deniedReason(err), err: err}
 		case err != nil:
-			return nil, &refusal{codeUnavailable, "token_service_unavailable", err}
+			return nil, &refusal{code: codeUnavailable, reason: "token_service_unavailable", err: err}
 		}
 		typ := c.Type
 		if creds.Form == FormPlain {
 			typ = g.Actions
 		}
 		if ref := h.check(creds, g, typ); ref != nil {
+			ref.tokenID = g.TokenID.String()
 			return nil, ref
 		}
 		hs = append(hs, &held{g: g, typ: typ})
@@ -290,7 +298,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 	s := newSession(cl, creds, hs)
 	s.authMethod.Store(byAuthMethod)
 	if pk.Connect.WillFlag && !writable(s.rights.Load(), pk.Connect.WillTopic) {
-		return nil, &refusal{codeNotAuthorized, "will_not_allowed", nil}
+		return nil, &refusal{codeNotAuthorized, "will_not_allowed", nil, joinIDs(s.tokenIDs())}
 	}
 	return s, nil
 }
@@ -298,7 +306,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 // check applies the ApsaraMQ rules to one valid token given as typ.
 func (h *Hook) check(creds Credentials, g *grant, typ token.Actions) *refusal {
 	if err := CheckGrant(creds, h.cfg.InstanceID, g.Grant, typ); err != nil {
-		return &refusal{codeNotAuthorized, grantReason(err), err}
+		return &refusal{code: codeNotAuthorized, reason: grantReason(err), err: err}
 	}
 	return nil
 }
