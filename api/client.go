@@ -136,15 +136,34 @@ func (c *Client) Feed(ctx context.Context, instanceID string, after uint64, wait
 	return page, nil
 }
 
-// Call signs and sends an Alibaba-envelope action with the given action
-// parameters and decodes a success body into out. An error response is
-// returned as *Error.
-func (c *Client) Call(ctx context.Context, actionName string, actionParams map[string]string, out any) error {
-	ps := map[string]string{
+// SignedURL returns a GET URL for an Alibaba-envelope action, signed now
+// with a fresh nonce: usable once, within the timestamp window (curl it).
+func (c *Client) SignedURL(actionName string, actionParams map[string]string) (string, error) {
+	ps := c.commonParams(actionName)
+	for k, v := range actionParams {
+		ps[k] = v
+	}
+	ps["Signature"] = Sign(http.MethodGet, SignatureHMACSHA1, c.AccessKeySecret, ps)
+	q := make(url.Values, len(ps))
+	for k, v := range ps {
+		q.Set(k, v)
+	}
+	return strings.TrimRight(c.Endpoint, "/") + "/?" + q.Encode(), nil
+}
+
+func (c *Client) commonParams(actionName string) map[string]string {
+	return map[string]string{
 		"Action": actionName, "Format": "JSON", "Version": APIVersion,
 		"AccessKeyId": c.AccessKeyID, "SignatureMethod": SignatureHMACSHA1, "SignatureVersion": "1.0",
 		"SignatureNonce": uuid.NewString(), "Timestamp": time.Now().UTC().Format(timestampLayout),
 	}
+}
+
+// Call signs and sends an Alibaba-envelope action with the given action
+// parameters and decodes a success body into out. An error response is
+// returned as *Error.
+func (c *Client) Call(ctx context.Context, actionName string, actionParams map[string]string, out any) error {
+	ps := c.commonParams(actionName)
 	for k, v := range actionParams {
 		ps[k] = v
 	}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -319,5 +322,32 @@ func TestCheckConfig(t *testing.T) {
 	code, _, stderr = cli(t, "serve", "--check-config", "--role", "broker", "--token-service", "http://x:8080")
 	if code != 2 || !strings.Contains(stderr, "role broker signs with") {
 		t.Fatalf("broker without credentials: exit %d, %q", code, stderr)
+	}
+}
+
+// tokenmq token sign makes a URL that a plain HTTP GET (curl) can use once.
+func TestTokenSignForCurl(t *testing.T) {
+	t.Setenv(envKeyID, testKeyID)
+	t.Setenv(envKeySecret, testKeySecret)
+	url := startServer(t)
+	t.Setenv("TOKENMQ_ENDPOINT", url) // the default endpoint of the token commands
+	code, out, _ := cli(t, "token", "sign", "ApplyToken", "Resources=a/+", "Actions=R", fmt.Sprintf("ExpireTime=%d", time.Now().Add(time.Hour).UnixMilli()))
+	if code != 0 || !strings.HasPrefix(out, url+"/?") {
+		t.Fatalf("sign: %d %q", code, out)
+	}
+	get := func() (int, string) {
+		resp, err := http.Get(strings.TrimSpace(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(); status != 200 || !strings.Contains(body, `"Token":`) {
+		t.Fatalf("GET of the signed URL: %d %s", status, body)
+	}
+	if status, body := get(); status != 400 || !strings.Contains(body, "SignatureNonceUsed") {
+		t.Fatalf("second GET: %d %s", status, body)
 	}
 }

@@ -29,7 +29,11 @@ type clientFlags struct {
 
 func (cf *clientFlags) register(fs *flag.FlagSet) {
 	d := config.Default()
-	fs.StringVar(&cf.endpoint, "endpoint", "http://127.0.0.1:8080", "token service `URL`")
+	endpoint := os.Getenv("TOKENMQ_ENDPOINT")
+	if endpoint == "" {
+		endpoint = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&cf.endpoint, "endpoint", endpoint, "token service `URL` (default: $TOKENMQ_ENDPOINT or http://127.0.0.1:8080)")
 	fs.StringVar(&cf.instanceID, "instance-id", d.InstanceID, "instance `id`")
 	fs.StringVar(&cf.keyFile, "key-file", dataFile(d, generatedKeyFile),
 		"access key `file` written by serve, used when "+envKeyID+" is not set")
@@ -70,6 +74,7 @@ var tokenSubcommands = map[string]tokenSubcommand{
 	"get":     {"tokenmq token get [--display] TOKEN_ID", 1, getFlags},
 	"list":    {"tokenmq token list [--page-size N] [--next-token T] [--all]", 0, listFlags},
 	"explain": {"tokenmq token explain TOKEN|TOKEN_ID --topic TOPIC --operation publish|subscribe", 1, explainFlags},
+	"sign":    {"tokenmq token sign ACTION [Name=Value ...]  (prints a signed GET URL, for curl)", -1, signFlags},
 }
 
 func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -91,7 +96,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return flagExit(err)
 	}
-	if len(pos) != sub.nargs {
+	if sub.nargs >= 0 && len(pos) != sub.nargs || sub.nargs < 0 && len(pos) == 0 {
 		fmt.Fprintf(stderr, "tokenmq %s: want %d argument(s), got %d\nUsage: %s\n", name, sub.nargs, len(pos), sub.synopsis)
 		return exitUsage
 	}
@@ -297,5 +302,26 @@ func explainFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFl
 		}
 		fmt.Fprintf(w, "%s: %s\n", verdict, resp.Reason)
 		return code, nil
+	}
+}
+
+// signFlags prints a signed GET URL for an action, so that the API can be
+// called with curl: tokenmq token sign QueryToken Token=...
+func signFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlags, []string, io.Writer) (int, error) {
+	return func(_ context.Context, c *api.Client, cf *clientFlags, args []string, w io.Writer) (int, error) {
+		ps := map[string]string{"InstanceId": cf.instanceID}
+		for _, kv := range args[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return exitUsage, fmt.Errorf("%q is not Name=Value", kv)
+			}
+			ps[k] = v
+		}
+		u, err := c.SignedURL(args[0], ps)
+		if err != nil {
+			return exitFailure, err
+		}
+		fmt.Fprintln(w, u)
+		return exitOK, nil
 	}
 }
