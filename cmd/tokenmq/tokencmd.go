@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/token"
 )
 
 // clientFlags are the flags every token command takes.
@@ -211,7 +212,18 @@ func revokeFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFla
 func getFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlags, []string, io.Writer) (int, error) {
 	display := fs.Bool("display", false, "show the token itself")
 	return func(ctx context.Context, c *api.Client, cf *clientFlags, args []string, w io.Writer) (int, error) {
-		tk, err := c.GetURocketMQToken(ctx, cf.instanceID, args[0], *display)
+		id := args[0]
+		if _, err := token.ParseID(id); err != nil { // a token: find its ID
+			q, err := c.QueryToken(ctx, cf.instanceID, id)
+			if err != nil {
+				return exitFailure, err
+			}
+			if !q.TokenStatus {
+				return exitFailure, errors.New("not a valid token of this instance, and not a token ID")
+			}
+			id = q.TokenId
+		}
+		tk, err := c.GetURocketMQToken(ctx, cf.instanceID, id, *display)
 		if err != nil {
 			return exitFailure, err
 		}
