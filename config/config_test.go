@@ -139,3 +139,37 @@ func TestExampleConfigs(t *testing.T) {
 		}
 	}
 }
+
+// Every file in testdata/good loads and validates; every file in
+// testdata/bad is refused with the error its "# want:" line names.
+func TestConfigFiles(t *testing.T) {
+	good, _ := filepath.Glob("testdata/good/*.yaml")
+	bad, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(good) < 3 || len(bad) < 10 {
+		t.Fatalf("testdata: %d good, %d bad files", len(good), len(bad))
+	}
+	load := func(p string) error {
+		c, err := Load(p, noEnv)
+		if err != nil {
+			return err
+		}
+		c.SetDefaults()
+		return c.Validate()
+	}
+	for _, p := range good {
+		if err := load(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, p := range bad {
+		b, _ := os.ReadFile(p)
+		first, _, _ := strings.Cut(string(b), "\n")
+		want, ok := strings.CutPrefix(first, "# want: ")
+		if !ok {
+			t.Fatalf("%s: first line must be '# want: <error text>'", p)
+		}
+		if err := load(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error containing %q", p, err, want)
+		}
+	}
+}
