@@ -2,58 +2,21 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tokenmq/tokenmq/api"
+	"github.com/tokenmq/tokenmq/token/pgstore/pgtest"
 )
 
-// postgresURL returns a URL of a fresh schema on the test PostgreSQL, or
-// skips (fails in CI, which sets TOKENMQ_REQUIRE_POSTGRES) without one.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TOKENMQ_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("TOKENMQ_REQUIRE_POSTGRES") != "" {
-			t.Fatal("TOKENMQ_REQUIRE_POSTGRES is set but TOKENMQ_TEST_POSTGRES is not")
-		}
-		t.Skip("no PostgreSQL: run `export TOKENMQ_TEST_POSTGRES=$(scripts/postgres.sh start)` to run the cluster tests")
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "e2e_" + hex.EncodeToString(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresURL returns a URL of a fresh schema on the test PostgreSQL.
+func postgresURL(t *testing.T) string { return pgtest.FreshSchema(t) }
 
 // cluster is SPEC §4's bigger deployment as real processes: two
 // token-service replicas on one PostgreSQL and one keyring, and two brokers,

@@ -2,68 +2,17 @@ package pgstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io/fs"
-	"net/url"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tokenmq/tokenmq/token"
+	"github.com/tokenmq/tokenmq/token/pgstore/pgtest"
 	"github.com/tokenmq/tokenmq/token/storetest"
 )
 
-// testURL is the PostgreSQL the tests use. Without one they skip, saying
-// how to get one; CI sets TOKENMQ_REQUIRE_POSTGRES so they never skip there.
-func testURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("TOKENMQ_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("TOKENMQ_REQUIRE_POSTGRES") != "" {
-			t.Fatal("TOKENMQ_REQUIRE_POSTGRES is set but TOKENMQ_TEST_POSTGRES is not")
-		}
-		t.Skip("no PostgreSQL: run `export TOKENMQ_TEST_POSTGRES=$(scripts/postgres.sh start)` (needs apt-get install postgresql) to run the PostgreSQL store tests")
-	}
-	return u
-}
-
-// freshSchema creates an empty schema for one test and returns a URL that
-// uses it; the schema is dropped afterwards.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	base := testURL(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", redact(err), err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func freshSchema(t testing.TB) string { return pgtest.FreshSchema(t) }
 
 func openFresh(t testing.TB) *Store {
 	t.Helper()
