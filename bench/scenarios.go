@@ -301,8 +301,12 @@ func fanoutRound(t *target, pub cred, subs []cred, d time.Duration) outcome {
 // connections. Requests are signed before the round, each with its own
 // nonce, and sent over a bare HTTP/1.1 client, so that the generator's
 // cost stays out of the server's figure.
-func queryRound(t *target, tok string, d time.Duration, estimate float64) outcome {
-	n := int(max(estimate, 20000)*d.Seconds()*1.5) + 1000
+//
+// With pace > 0 the requests go out at that total rate instead of as fast
+// as answers come (a worker that falls behind sends at once), and the value
+// is the p99 latency in ms at that load.
+func queryRound(t *target, tok string, d time.Duration, estimate, pace float64) outcome {
+	n := int(max(estimate, pace, 20000)*d.Seconds()*1.5) + 1000
 	bodies := make([][]byte, n)
 	host := strings.TrimPrefix(t.api.Endpoint, "http://")
 	for i := range bodies {
@@ -339,10 +343,17 @@ func queryRound(t *target, tok string, d time.Duration, estimate float64) outcom
 			defer nc.Close()
 			r := bufio.NewReader(nc)
 			var mine []time.Duration
+			due := time.Now()
 			for time.Now().Before(deadline) {
 				i := int(next.Add(1)) - 1
 				if i >= len(bodies) {
 					break
+				}
+				if pace > 0 {
+					due = due.Add(time.Duration(float64(time.Second) * 32 / pace))
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					}
 				}
 				t0 := time.Now()
 				if _, err := nc.Write(bodies[i]); err != nil {
@@ -370,9 +381,13 @@ func queryRound(t *target, tok string, d time.Duration, estimate float64) outcom
 	wg.Wait()
 	el := time.Since(start)
 	slices.Sort(lat)
-	note := ""
-	if len(lat) > 0 {
-		note = fmt.Sprintf("p50 %v, p99 %v", lat[len(lat)/2].Round(10*time.Microsecond), lat[len(lat)*99/100].Round(10*time.Microsecond))
+	if len(lat) == 0 {
+		return outcome{failures: failed.Load(), note: "no answers"}
+	}
+	p99 := lat[len(lat)*99/100]
+	note := fmt.Sprintf("%.0f requests/s, p50 %v, p99 %v", float64(len(lat))/el.Seconds(), lat[len(lat)/2].Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+	if pace > 0 {
+		return outcome{value: float64(p99.Microseconds()) / 1000, failures: failed.Load(), note: note}
 	}
 	return outcome{value: float64(len(lat)) / el.Seconds(), failures: failed.Load(), note: note}
 }
