@@ -38,7 +38,34 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("no row for %s in:\n%s", sc.name, out.String())
 		}
 	}
+	if !strings.Contains(out.String(), "server CPU per operation") {
+		t.Errorf("no CPU-per-operation table in:\n%s", out.String())
+	}
 	if strings.Contains(out.String(), "failed") || strings.Contains(log.String(), "preparing") {
 		t.Fatalf("failures in a smoke run:\n%s\n%s", out.String(), log.String())
 	}
+}
+
+func TestStatTicks(t *testing.T) {
+	// A real line's shape, with a comm holding a space and a ')'.
+	line := []byte("4242 (tokenmq b) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 9 0 100 0 0\n")
+	if n, ok := statTicks(line); !ok || n != 287 {
+		t.Fatalf("statTicks = %d, %v; want 287 (250 user + 37 system)", n, ok)
+	}
+	for _, bad := range []string{"", "4242 tokenmq S 1", "4242 (x) S 1 2 3"} {
+		if _, ok := statTicks([]byte(bad)); ok {
+			t.Errorf("statTicks(%q) accepted", bad)
+		}
+	}
+	self, ok := statTicks(must(os.ReadFile("/proc/self/stat")))
+	if !ok || self < 0 {
+		t.Fatalf("this process's own stat line: %d, %v", self, ok)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

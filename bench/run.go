@@ -253,10 +253,15 @@ type row struct {
 	median   map[string]float64
 	Failures map[string]int64
 	Notes    map[string]string
+	// CPUPerOp is the median CPU time (µs) the target's processes spent per
+	// operation counted, for rate scenarios: the cost of the work itself,
+	// steadier than throughput when the generator shares the cores.
+	CPUPerOp map[string]float64 `json:",omitempty"`
 }
 
 func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row {
-	r := row{Scenario: sc.name, Unit: sc.unit, Better: sc.better, median: map[string]float64{}, Failures: map[string]int64{}, Notes: map[string]string{}}
+	r := row{Scenario: sc.name, Unit: sc.unit, Better: sc.better, median: map[string]float64{}, Failures: map[string]int64{}, Notes: map[string]string{},
+		CPUPerOp: map[string]float64{}}
 	var applicable []*target
 	for _, t := range targets {
 		if slices.Contains(sc.targets, t.name) {
@@ -264,7 +269,7 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 		}
 	}
 	preps := map[string]any{}
-	values := map[string][]float64{}
+	values, cpu := map[string][]float64{}, map[string][]float64{}
 	rounds := o.rounds
 	if sc.once {
 		rounds = 1
@@ -282,7 +287,11 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 				}
 				preps[t.name], prep = p, p
 			}
+			cpu0 := t.cpuSeconds()
 			out := sc.round(t, o, prep)
+			if used := t.cpuSeconds() - cpu0; out.ops > 0 && used > 0 {
+				cpu[t.name] = append(cpu[t.name], used*1e6/out.ops)
+			}
 			values[t.name] = append(values[t.name], out.value)
 			r.Failures[t.name] += out.failures
 			r.Notes[t.name] = out.note
@@ -290,11 +299,30 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 		}
 	}
 	for name, vs := range values {
-		slices.Sort(vs)
-		r.median[name] = vs[len(vs)/2]
+		r.median[name] = median(vs)
+	}
+	for name, vs := range cpu {
+		r.CPUPerOp[name] = median(vs)
 	}
 	r.Median = r.median
 	return r
+}
+
+// ratios prints tokenmq and tokenmq-split over allow-all Mochi.
+func ratios(w io.Writer, of map[string]float64) {
+	ref := of["mochi-allow-all"]
+	for _, n := range []string{"tokenmq", "tokenmq-split"} {
+		if v, ok := of[n]; ok && ref > 0 {
+			fmt.Fprintf(w, "%.2f\t", v/ref)
+		} else {
+			fmt.Fprint(w, "-\t")
+		}
+	}
+}
+
+func median(vs []float64) float64 {
+	slices.Sort(vs)
+	return vs[len(vs)/2]
 }
 
 func failNote(n int64) string {
@@ -324,17 +352,29 @@ func report(w io.Writer, rows []row, targets []*target) {
 				fmt.Fprint(tw, "-\t")
 			}
 		}
-		ref := r.median["mochi-allow-all"]
-		if r.Scenario == "connect-new-token" {
-			ref = r.median["mochi-allow-all"] // a never-seen token vs no auth at all
+		ratios(tw, r.median)
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprint(tw, "server CPU per operation\tunit\t")
+	for _, t := range targets {
+		fmt.Fprintf(tw, "%s\t", t.name)
+	}
+	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\t")
+	for _, r := range rows {
+		if len(r.CPUPerOp) == 0 {
+			continue
 		}
-		for _, n := range []string{"tokenmq", "tokenmq-split"} {
-			if v, ok := r.median[n]; ok && ref > 0 {
-				fmt.Fprintf(tw, "%.2f\t", v/ref)
+		fmt.Fprintf(tw, "%s\tµs\t", r.Scenario)
+		for _, t := range targets {
+			if v, ok := r.CPUPerOp[t.name]; ok {
+				fmt.Fprintf(tw, "%.2f\t", v)
 			} else {
 				fmt.Fprint(tw, "-\t")
 			}
 		}
+		ratios(tw, r.CPUPerOp)
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()

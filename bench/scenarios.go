@@ -24,6 +24,7 @@ type cred struct{ user, pass string }
 // outcome is one round of one scenario on one target.
 type outcome struct {
 	value    float64 // the scenario's measure (per second, or latency in ms, or KiB)
+	ops      float64 // operations the value counts (rate scenarios), for CPU per operation
 	failures int64   // refused or failed operations, counted apart
 	note     string  // secondary figures
 }
@@ -114,7 +115,7 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 	}
 	wg.Wait()
 	el := time.Since(start)
-	return outcome{value: float64(ok.Load()) / el.Seconds(), failures: failed.Load()}
+	return outcome{value: float64(ok.Load()) / el.Seconds(), ops: float64(ok.Load()), failures: failed.Load()}
 }
 
 // publishRound: publishers with 100-resource credentials publish to their
@@ -206,7 +207,7 @@ func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration) o
 	if put > 0 {
 		note += fmt.Sprintf(" (%.1f%%)", 100*float64(got)/float64(put))
 	}
-	return outcome{value: float64(got) / el.Seconds(), failures: failed.Load(), note: note}
+	return outcome{value: float64(got) / el.Seconds(), ops: float64(got), failures: failed.Load(), note: note}
 }
 
 // settle waits until a counter has not moved for 300 ms: the deliveries in
@@ -293,7 +294,7 @@ func fanoutRound(t *target, pub cred, subs []cred, d time.Duration) outcome {
 	}
 	settle(received)
 	got := received.Load()
-	return outcome{value: float64(got) / el.Seconds(),
+	return outcome{value: float64(got) / el.Seconds(), ops: float64(got),
 		note: fmt.Sprintf("%d published, %d of %d deliveries (%.1f%%)", sent, got, sent*int64(len(subs)), 100*float64(got)/float64(sent*int64(len(subs))))}
 }
 
@@ -389,7 +390,7 @@ func queryRound(t *target, tok string, d time.Duration, estimate, pace float64) 
 	if pace > 0 {
 		return outcome{value: float64(p99.Microseconds()) / 1000, failures: failed.Load(), note: note}
 	}
-	return outcome{value: float64(len(lat)) / el.Seconds(), failures: failed.Load(), note: note}
+	return outcome{value: float64(len(lat)) / el.Seconds(), ops: float64(len(lat)), failures: failed.Load(), note: note}
 }
 
 // revokeRound: n clients on one token; RevokeToken; how long until each

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -306,6 +307,45 @@ func (t *target) stop() {
 }
 
 // rssKiB reads the resident set size of the target's broker process.
+// cpuSeconds is the user plus system CPU time the target's processes (both
+// of split roles) have used so far, from /proc; 0 where it cannot be read.
+func (t *target) cpuSeconds() float64 {
+	var ticks int64
+	for _, c := range append([]*child{t.proc}, t.also...) {
+		if c == nil || c.cmd.Process == nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+		n, ok := statTicks(b)
+		if err != nil || !ok {
+			return 0
+		}
+		ticks += n
+	}
+	return float64(ticks) / clockTicks
+}
+
+// statTicks reads utime + stime from a /proc/<pid>/stat line, "pid (comm)
+// state ppid ...": comm may hold spaces and parentheses, so fields are
+// counted from its last ')'.
+func statTicks(b []byte) (int64, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime, err1 == nil && err2 == nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux
+// for every architecture Go supports.
+const clockTicks = 100
+
 func (t *target) rssKiB() int64 {
 	if t.proc == nil || t.proc.cmd.Process == nil {
 		return 0

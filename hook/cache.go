@@ -147,7 +147,9 @@ var errUnavailable = errors.New("token service unavailable")
 
 // Lookup returns the grant of a valid token, a denial (token.IsDenied), or
 // an error wrapping errUnavailable when no answer can be had. It never
-// returns a grant past the token's expiry or after its revocation.
+// returns a grant past the token's expiry or after its revocation. Every
+// call to the validator is bounded by QueryTimeout; ctx can only cut short
+// the wait for a call another caller started.
 func (c *Cache) Lookup(ctx context.Context, tok string) (*grant, error) {
 	k := keyOf(tok)
 	now := c.now()

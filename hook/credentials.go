@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 
@@ -47,21 +48,25 @@ func ParseCredentials(username, password []byte, hasPassword, allowPlain bool) (
 		return Credentials{}, errors.Join(ErrBadCredentials, errors.New("no password"))
 	}
 	pw := string(password)
-	if u := string(username); strings.HasPrefix(u, "Token|") {
-		parts := strings.Split(u, "|")
-		if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+	if bytes.HasPrefix(username, []byte("Token|")) {
+		ak, inst, _ := strings.Cut(string(username[len("Token|"):]), "|")
+		if ak == "" || inst == "" || strings.IndexByte(inst, '|') >= 0 {
 			return Credentials{}, errors.Join(ErrBadCredentials, errors.New(`username is not "Token|AccessKeyId|InstanceId"`))
 		}
-		creds := Credentials{Form: FormApsara, AccessKeyID: parts[1], InstanceID: parts[2]}
-		fields := strings.Split(pw, "|")
-		if len(fields)%2 != 0 || len(fields) > 6 {
+		creds := Credentials{Form: FormApsara, AccessKeyID: ak, InstanceID: inst}
+		bars := strings.Count(pw, "|")
+		if bars%2 != 1 || bars > 5 { // one, two or three "<type>|<token>" pairs
 			return Credentials{}, errors.Join(ErrBadCredentials, errors.New(`password is not "<type>|<token>" pairs`))
 		}
+		creds.Tokens = make([]Credential, 0, (bars+1)/2)
 		var seen token.Actions
 		seenRW := false
-		for i := 0; i < len(fields); i += 2 {
+		for rest := pw; rest != ""; {
+			var kind, tok string
+			kind, rest, _ = strings.Cut(rest, "|")
+			tok, rest, _ = strings.Cut(rest, "|")
 			var typ token.Actions
-			switch fields[i] {
+			switch kind {
 			case "R":
 				typ = token.ActionRead
 			case "W":
@@ -81,10 +86,10 @@ func ParseCredentials(username, password []byte, hasPassword, allowPlain bool) (
 				}
 				seen |= typ
 			}
-			if err := checkTokenShape(fields[i+1]); err != nil {
+			if err := checkTokenShape(tok); err != nil {
 				return Credentials{}, err
 			}
-			creds.Tokens = append(creds.Tokens, Credential{Type: typ, Token: fields[i+1]})
+			creds.Tokens = append(creds.Tokens, Credential{Type: typ, Token: tok})
 		}
 		return creds, nil
 	}

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -76,6 +77,9 @@ func FuzzParseCredentials(f *testing.F) {
 	f.Add("Token|a|b", "R|x|R|y", true)
 	f.Fuzz(func(t *testing.T, user, pass string, plain bool) {
 		c, err := ParseCredentials([]byte(user), []byte(pass), true, plain)
+		if want, ok := referenceCredentials(user, pass, plain); ok != (err == nil) || ok && !reflect.DeepEqual(c, want) {
+			t.Fatalf("ParseCredentials(%q, %q, plain=%v) = %+v, %v; the reference says %+v, accepted=%v", user, pass, plain, c, err, want, ok)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadCredentials) {
 				t.Fatalf("error %v is not ErrBadCredentials", err)
@@ -110,4 +114,35 @@ func FuzzParseCredentials(f *testing.F) {
 			t.Fatalf("form %d", c.Form)
 		}
 	})
+}
+
+// referenceCredentials states SPEC §3.1's credential forms the plain way
+// (split on '|'), for FuzzParseCredentials to hold the parser to.
+func referenceCredentials(user, pass string, plain bool) (Credentials, bool) {
+	if pass == "" {
+		return Credentials{}, false
+	}
+	if !strings.HasPrefix(user, "Token|") {
+		if !plain || checkTokenShape(pass) != nil {
+			return Credentials{}, false
+		}
+		return Credentials{Form: FormPlain, Tokens: []Credential{{Token: pass}}}, true
+	}
+	parts := strings.Split(user, "|")
+	fields := strings.Split(pass, "|")
+	if len(parts) != 3 || parts[1] == "" || parts[2] == "" || len(fields)%2 != 0 || len(fields) > 6 {
+		return Credentials{}, false
+	}
+	c := Credentials{Form: FormApsara, AccessKeyID: parts[1], InstanceID: parts[2]}
+	types := map[string]token.Actions{"R": token.ActionRead, "W": token.ActionWrite, "RW": token.ActionReadWrite}
+	count := map[string]int{}
+	for i := 0; i < len(fields); i += 2 {
+		typ, ok := types[fields[i]]
+		count[fields[i]]++
+		if !ok || count[fields[i]] > 1 || checkTokenShape(fields[i+1]) != nil {
+			return Credentials{}, false
+		}
+		c.Tokens = append(c.Tokens, Credential{Type: typ, Token: fields[i+1]})
+	}
+	return c, true
 }

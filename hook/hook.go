@@ -1,7 +1,6 @@
 package hook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,13 +151,20 @@ func New(server *mqtt.Server, cfg Config) (*Hook, error) {
 func (h *Hook) ID() string { return "tokenmq-auth" }
 
 // Provides implements mqtt.Hook: exactly the events the hook handles.
-func (h *Hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+func (h *Hook) Provides(b byte) bool { return provided[b] }
+
+// provided is what Provides answers: Mochi asks it before every hook call,
+// several times per delivery, so it is a table.
+var provided = func() (t [256]bool) {
+	for _, e := range []byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead, mqtt.OnWill,
 		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket,
-	}, []byte{b})
-}
+	} {
+		t[e] = true
+	}
+	return t
+}()
 
 // Cache returns the validation cache (for stats).
 func (h *Hook) Cache() *Cache { return h.cache }
@@ -252,7 +258,9 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.index(s)
 	h.sessions.Store(cl, s)
 	h.cfg.Observer.ConnectDecision("accepted", "ok")
-	h.log.Info("connect accepted", "client", cl.ID, "remote", cl.Net.Remote, "token_id", joinIDs(s.tokenIDs()))
+	if h.log.Enabled(context.Background(), slog.LevelInfo) {
+		h.log.Info("connect accepted", "client", cl.ID, "remote", cl.Net.Remote, "token_id", joinIDs(s.tokenIDs()))
+	}
 	return nil
 }
 
@@ -272,11 +280,9 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *refu
 	if creds.Form == FormApsara && creds.InstanceID != h.cfg.InstanceID {
 		return nil, &refusal{code: codeNotAuthorized, reason: "wrong_instance"}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cache.cfg.QueryTimeout)
-	defer cancel()
 	hs := make([]*held, 0, len(creds.Tokens))
 	for _, c := range creds.Tokens {
-		g, err := h.cache.Lookup(ctx, c.Token)
+		g, err := h.cache.Lookup(context.Background(), c.Token) // a miss's call is bounded by QueryTimeout
 		switch {
 		case errors.Is(err, token.ErrWrongInstance):
 			return nil, &refusal{code: codeNotAuthorized, reason: "wrong_instance"}
@@ -413,11 +419,11 @@ func (h *Hook) armTimersLocked(s *session, hd *held) {
 	exp := hd.g.ExpireTime
 	typ := typeName(hd.typ)
 	if n := h.cfg.ExpireNotice; n > 0 {
-		payload := fmt.Appendf(nil, `{"expireTime":%d,"type":%q}`, exp.UnixMilli(), typ)
 		hd.notice = time.AfterFunc(max(time.Until(exp.Add(-n)), 0), func() {
 			if s.closing.Load() {
 				return
 			}
+			payload := fmt.Appendf(nil, `{"expireTime":%d,"type":%q}`, exp.UnixMilli(), typ)
 			var props []packets.UserProperty
 			if s.authMethod.Load() { // MQTT 5 clients using the tokenmq method get it as user properties too
 				props = []packets.UserProperty{{Key: "expireTime", Val: strconv.FormatInt(exp.UnixMilli(), 10)}, {Key: "type", Val: typ}}
@@ -652,9 +658,7 @@ func (h *Hook) replaceToken(s *session, tok string, typ token.Actions) renewResu
 	if checkTokenShape(tok) != nil {
 		return renewInvalid
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cache.cfg.QueryTimeout)
-	g, err := h.cache.Lookup(ctx, tok)
-	cancel()
+	g, err := h.cache.Lookup(context.Background(), tok) // a miss's call is bounded by QueryTimeout
 	if err != nil && !token.IsDenied(err) {
 		h.cfg.Observer.Renewal("unavailable")
 		h.log.Warn("renewal not checked: token service unavailable", "client", cl.ID, "err", err)
