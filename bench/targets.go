@@ -306,7 +306,6 @@ func (t *target) stop() {
 	}
 }
 
-// rssKiB reads the resident set size of the target's broker process.
 // cpuSeconds is the user plus system CPU time the target's processes (both
 // of split roles) have used so far, from /proc; 0 where it cannot be read.
 func (t *target) cpuSeconds() float64 {
@@ -346,6 +345,7 @@ func statTicks(b []byte) (int64, bool) {
 // for every architecture Go supports.
 const clockTicks = 100
 
+// rssKiB reads the resident set size of the target's broker process.
 func (t *target) rssKiB() int64 {
 	if t.proc == nil || t.proc.cmd.Process == nil {
 		return 0
