@@ -69,3 +69,27 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// The ratio column pairs rounds: a slow spell that hits every target in one
+// round moves each target's median but not the ratio.
+func TestSummarizePairsRounds(t *testing.T) {
+	rounds := []map[string]float64{
+		{"tokenmq": 100, "mochi-allow-all": 100, "tokenmq-split": 90},
+		{"tokenmq": 50, "mochi-allow-all": 52, "tokenmq-split": 45},
+		{"tokenmq": 95, "mochi-allow-all": 100},
+		{"tokenmq": 10}, // Mochi failed this round: no pair
+	}
+	med, ratio := summarize(rounds)
+	if med["tokenmq"] != 95 || med["mochi-allow-all"] != 100 || med["tokenmq-split"] != 90 {
+		t.Errorf("medians %v", med)
+	}
+	if got, want := ratio["tokenmq"], 50.0/52; got != want {
+		t.Errorf("tokenmq ratio %v, want the median paired ratio %v (1, 0.96, 0.95)", got, want)
+	}
+	if got, want := ratio["tokenmq-split"], 0.9; got != want { // pairs 0.9 and 0.865: the upper median
+		t.Errorf("split ratio %v, want %v", got, want)
+	}
+	if _, ok := ratio["mochi-allow-all"]; ok {
+		t.Error("a ratio for the reference itself")
+	}
+}

@@ -270,6 +270,11 @@ type row struct {
 	// operation counted, for rate scenarios: the cost of the work itself,
 	// steadier than throughput when the generator shares the cores.
 	CPUPerOp map[string]float64 `json:",omitempty"`
+	// Ratio and CPURatio hold, for tokenmq and tokenmq-split, the median of
+	// each round's ratio to allow-all Mochi's value in the same round: the
+	// rounds are paired, so a slow spell of the machine that hits every
+	// target in one round does not move the ratio.
+	Ratio, CPURatio map[string]float64 `json:",omitempty"`
 }
 
 func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row {
@@ -282,12 +287,13 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 		}
 	}
 	preps := map[string]any{}
-	values, cpu := map[string][]float64{}, map[string][]float64{}
 	rounds := o.rounds
 	if sc.once {
 		rounds = 1
 	}
+	values, cpu := make([]map[string]float64, rounds), make([]map[string]float64, rounds)
 	for round := range rounds {
+		values[round], cpu[round] = map[string]float64{}, map[string]float64{}
 		for k := range applicable { // alternate the order from round to round
 			t := applicable[(k+round)%len(applicable)]
 			prep, ok := preps[t.name]
@@ -303,30 +309,47 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 			cpu0 := t.cpuSeconds()
 			out := sc.round(t, o, prep)
 			if used := t.cpuSeconds() - cpu0; out.ops > 0 && used > 0 {
-				cpu[t.name] = append(cpu[t.name], used*1e6/out.ops)
+				cpu[round][t.name] = used * 1e6 / out.ops
 			}
-			values[t.name] = append(values[t.name], out.value)
+			values[round][t.name] = out.value
 			r.Failures[t.name] += out.failures
 			r.Notes[t.name] = out.note
 			fmt.Fprintf(log, "%-26s %-16s round %d: %10.1f %s %s\n", sc.name, t.name, round+1, out.value, sc.unit, joinNonEmpty(out.note, failNote(out.failures)))
 		}
 	}
-	for name, vs := range values {
-		r.median[name] = median(vs)
-	}
-	for name, vs := range cpu {
-		r.CPUPerOp[name] = median(vs)
-	}
+	r.median, r.Ratio = summarize(values)
+	r.CPUPerOp, r.CPURatio = summarize(cpu)
 	r.Median = r.median
 	return r
 }
 
-// ratios prints tokenmq and tokenmq-split over allow-all Mochi.
+// summarize takes per-round values by target to each target's median and
+// the median paired ratio of tokenmq and tokenmq-split to allow-all Mochi.
+func summarize(rounds []map[string]float64) (medians, ratios map[string]float64) {
+	by, pairs := map[string][]float64{}, map[string][]float64{}
+	for _, vs := range rounds {
+		for name, v := range vs {
+			by[name] = append(by[name], v)
+			if ref := vs["mochi-allow-all"]; ref > 0 && (name == "tokenmq" || name == "tokenmq-split") {
+				pairs[name] = append(pairs[name], v/ref)
+			}
+		}
+	}
+	medians, ratios = map[string]float64{}, map[string]float64{}
+	for name, vs := range by {
+		medians[name] = median(vs)
+	}
+	for name, vs := range pairs {
+		ratios[name] = median(vs)
+	}
+	return medians, ratios
+}
+
+// ratios prints the paired ratios of tokenmq and tokenmq-split.
 func ratios(w io.Writer, of map[string]float64) {
-	ref := of["mochi-allow-all"]
 	for _, n := range []string{"tokenmq", "tokenmq-split"} {
-		if v, ok := of[n]; ok && ref > 0 {
-			fmt.Fprintf(w, "%.2f\t", v/ref)
+		if v, ok := of[n]; ok {
+			fmt.Fprintf(w, "%.2f\t", v)
 		} else {
 			fmt.Fprint(w, "-\t")
 		}
@@ -365,7 +388,7 @@ func report(w io.Writer, rows []row, targets []*target) {
 				fmt.Fprint(tw, "-\t")
 			}
 		}
-		ratios(tw, r.median)
+		ratios(tw, r.Ratio)
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
@@ -387,7 +410,7 @@ func report(w io.Writer, rows []row, targets []*target) {
 				fmt.Fprint(tw, "-\t")
 			}
 		}
-		ratios(tw, r.CPUPerOp)
+		ratios(tw, r.CPURatio)
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
