@@ -12,6 +12,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/tokenmq/tokenmq/hook"
 )
 
 // listener is a Mochi listener over a socket tokenmq binds itself, so that
@@ -89,9 +91,10 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 
 // establish hands a connection to Mochi with a deadline for its CONNECT;
 // Mochi replaces the deadline with the keep-alive one once CONNECT is read.
+// The connection is wrapped with a slot for the auth hook's session.
 func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn, deadlined net.Conn) {
 	_ = deadlined.SetDeadline(time.Now().Add(l.connectTimeout))
-	if err := establish(l.id, conn); err != nil && !errors.Is(err, io.EOF) {
+	if err := establish(l.id, hook.WrapConn(conn)); err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("connection ended", "listener", l.id, "remote", conn.RemoteAddr().String(), "err", err)
 	}
 }

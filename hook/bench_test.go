@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -22,7 +23,9 @@ func (nopFeed) Feed(ctx context.Context, _ string, after uint64, _ time.Duration
 }
 
 // BenchmarkOnACLCheck is the hot path as Mochi calls it: the session
-// lookup by *mqtt.Client plus the check against a 100-resource token.
+// lookup by *mqtt.Client plus the check against a 100-resource token, for a
+// client on tokenmq's listeners (session in the connection's slot) and on
+// others (session in the map, among 1,000).
 func BenchmarkOnACLCheck(b *testing.B) {
 	server := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	h, err := New(server, Config{InstanceID: "inst", Validator: &fakeValidator{}, Feed: nopFeed{}})
@@ -38,27 +41,43 @@ func BenchmarkOnACLCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := &grant{Grant: token.Grant{Resources: resources, Actions: token.ActionReadWrite}, acl: compiled}
-	cl := server.NewClient(nil, "tcp", "bench", false)
-	cl.Properties.ProtocolVersion = 5
-	h.sessions.Store(cl, newSession(cl, Credentials{Form: FormPlain}, []*held{{g: g, typ: token.ActionReadWrite}}))
-	for _, tc := range []struct {
-		name  string
-		topic string
-		write bool
-		want  bool
-	}{
-		{"publish-allowed", "fleet/site-37/pump-9/telemetry", true, true},
-		{"deliver-allowed", "fleet/site-12/device-12/cmd/valve/open", false, true},
-		{"publish-denied", "fleet/site-99/pump-9/telemetry", true, false},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if h.OnACLCheck(cl, tc.topic, tc.write) != tc.want {
-					b.Fatal("wrong answer")
+	connect := func(conn net.Conn, id string) *mqtt.Client {
+		cl := server.NewClient(conn, "tcp", id, false)
+		cl.Properties.ProtocolVersion = 5
+		s := newSession(cl, Credentials{Form: FormPlain}, []*held{{g: g, typ: token.ActionReadWrite}})
+		h.sessions.Store(cl, s)
+		if sl := slot(cl); sl != nil {
+			sl.Store(s)
+		}
+		return cl
+	}
+	for i := range 1000 {
+		connect(nil, fmt.Sprint("other-", i))
+	}
+	a, c := net.Pipe()
+	b.Cleanup(func() { a.Close(); c.Close() })
+	clients := map[string]*mqtt.Client{"slot": connect(WrapConn(a), "bench-slot"), "map": connect(nil, "bench-map")}
+	for _, lookup := range []string{"slot", "map"} {
+		cl := clients[lookup]
+		for _, tc := range []struct {
+			name  string
+			topic string
+			write bool
+			want  bool
+		}{
+			{"publish-allowed", "fleet/site-37/pump-9/telemetry", true, true},
+			{"deliver-allowed", "fleet/site-12/device-12/cmd/valve/open", false, true},
+			{"publish-denied", "fleet/site-99/pump-9/telemetry", true, false},
+		} {
+			b.Run(lookup+"/"+tc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if h.OnACLCheck(cl, tc.topic, tc.write) != tc.want {
+						b.Fatal("wrong answer")
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -257,6 +257,9 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	h.index(s)
 	h.sessions.Store(cl, s)
+	if sl := slot(cl); sl != nil {
+		sl.Store(s)
+	}
 	h.cfg.Observer.ConnectDecision("accepted", "ok")
 	if h.log.Enabled(context.Background(), slog.LevelInfo) {
 		h.log.Info("connect accepted", "client", cl.ID, "remote", cl.Net.Remote, "token_id", joinIDs(s.tokenIDs()))
@@ -377,8 +380,7 @@ func CheckGrant(creds Credentials, instanceID string, g token.Grant, typ token.A
 // OnConnectAuthenticate implements mqtt.Hook: only connections OnConnect
 // authenticated get in.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
-	_, ok := h.sessions.Load(cl)
-	return ok
+	return h.session(cl) != nil
 }
 
 // OnSessionEstablished starts the expiry timers once the CONNACK is out,
@@ -445,6 +447,9 @@ func (h *Hook) forget(cl *mqtt.Client) {
 		return
 	}
 	s := v.(*session)
+	if sl := slot(cl); sl != nil {
+		sl.CompareAndSwap(s, nil)
+	}
 	s.closing.Store(true)
 	s.mu.Lock()
 	s.stopTimersLocked()
@@ -452,7 +457,13 @@ func (h *Hook) forget(cl *mqtt.Client) {
 	h.unindex(s, s.tokenIDs())
 }
 
+// session returns cl's session, or nil if it has none (not authenticated,
+// or gone). The map holds every session; the connection's slot the same one
+// while it is in the map.
 func (h *Hook) session(cl *mqtt.Client) *session {
+	if sl := slot(cl); sl != nil {
+		return sl.Load()
+	}
 	v, ok := h.sessions.Load(cl)
 	if !ok {
 		return nil
@@ -463,11 +474,12 @@ func (h *Hook) session(cl *mqtt.Client) *session {
 // OnACLCheck is Mochi's question for every subscription (the raw filter),
 // inbound publish and delivery. It must not allocate or block.
 func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	v, ok := h.sessions.Load(cl)
-	if !ok {
+	s := h.session(cl)
+	if s == nil {
 		return false // never fail open
 	}
-	r := v.(*session).rights.Load()
+	r := s.rights.Load()
+	var ok bool
 	if write {
 		// A publish by topic alias arrives here with topic ""; v3.1.1 denials
 		// must be acknowledged, not disconnected (Mochi's choice). Both are
@@ -584,8 +596,8 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 
 // OnPacketSent counts what the client has been sent: its drain rate.
 func (h *Hook) OnPacketSent(cl *mqtt.Client, _ packets.Packet, _ []byte) {
-	if v, ok := h.sessions.Load(cl); ok {
-		v.(*session).sent.Add(1)
+	if s := h.session(cl); s != nil {
+		s.sent.Add(1)
 	}
 }
 
@@ -597,8 +609,8 @@ func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if h.cfg.BackpressurePause <= 0 || pk.FixedHeader.Qos > 0 {
 		return
 	}
-	v, ok := h.sessions.Load(cl)
-	if !ok || !v.(*session).draining(time.Now(), h.cfg.BackpressureMinRate) {
+	s := h.session(cl)
+	if s == nil || !s.draining(time.Now(), h.cfg.BackpressureMinRate) {
 		return
 	}
 	time.Sleep(h.cfg.BackpressurePause)
