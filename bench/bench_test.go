@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,8 +29,9 @@ func TestBenchSmoke(t *testing.T) {
 		t.Skip("starts brokers")
 	}
 	var out, log bytes.Buffer
+	profiles := t.TempDir()
 	code := Main(context.Background(), []string{"-rounds", "1", "-duration", "200ms", "-targets", "tokenmq,tokenmq-split,mochi-allow-all",
-		"-idle-clients", "50", "-revoke-clients", "20"}, &out, &log)
+		"-idle-clients", "50", "-revoke-clients", "20", "-profile-dir", profiles}, &out, &log)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), log.String())
 	}
@@ -43,6 +45,20 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "failed") || strings.Contains(log.String(), "preparing") {
 		t.Fatalf("failures in a smoke run:\n%s\n%s", out.String(), log.String())
+	}
+	// -profile-dir: a non-empty CPU profile from every process of every target.
+	for _, kind := range []string{"tokenmq-all", "tokenmq-tokens", "tokenmq-broker", "mochi"} {
+		files, _ := filepath.Glob(filepath.Join(profiles, "cpu-"+kind+"-*.prof"))
+		if len(files) == 0 {
+			entries, _ := os.ReadDir(profiles)
+			t.Errorf("no CPU profile of %s; the directory holds %v", kind, entries)
+			continue
+		}
+		for _, f := range files {
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				t.Errorf("CPU profile %s is empty (%v)", f, err)
+			}
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func serveChild(args []string, stdout io.Writer) error {
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	if dir := os.Getenv("TOKENMQ_BENCH_PROFILE_DIR"); dir != "" { // -profile-dir: a CPU profile per child
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%s-%d.prof", strings.Join(args, "-"), os.Getpid())))
+		f, err := os.Create(filepath.Join(dir, profileName(args, os.Getpid())))
 		if err != nil {
 			return err
 		}
@@ -116,6 +116,17 @@ func serveChild(args []string, stdout io.Writer) error {
 		return srv.Shutdown(ctx)
 	}
 	return fmt.Errorf("_serve: unknown target %q", args[0])
+}
+
+// profileName names a child's CPU profile by its kind and role, never by
+// arguments that are addresses or paths ("tokenmq broker http://..." is
+// cpu-tokenmq-broker-PID.prof).
+func profileName(args []string, pid int) string {
+	name := args[0]
+	if len(args) > 1 && !strings.ContainsAny(args[1], `/\:`) {
+		name += "-" + args[1]
+	}
+	return fmt.Sprintf("cpu-%s-%d.prof", name, pid)
 }
 
 // child is a target process. Closing stdin stops a _serve child; other
