@@ -40,6 +40,13 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("no row for %s in:\n%s", sc.name, out.String())
 		}
 	}
+	for _, want := range []string{"publish-qos0, tokenmq: ", "publish-qos1, tokenmq-split: ", "fanout-1x50, mochi-allow-all: "} {
+		_, rest, found := strings.Cut(out.String(), want)
+		line, _, _ := strings.Cut(rest, "\n")
+		if !found || !strings.Contains(line, "received over 1 rounds") {
+			t.Errorf("no delivery summary %q… in:\n%s", want, out.String())
+		}
+	}
 	if !strings.Contains(out.String(), "server CPU per operation") {
 		t.Errorf("no CPU-per-operation table in:\n%s", out.String())
 	}
@@ -107,5 +114,20 @@ func TestSummarizePairsRounds(t *testing.T) {
 	}
 	if _, ok := ratio["mochi-allow-all"]; ok {
 		t.Error("a ratio for the reference itself")
+	}
+}
+
+// Delivery figures are summed over rounds, with the worst round kept: the
+// last round alone (what the notes hold) can hide a bad one, or show one.
+func TestDeliverySumsRounds(t *testing.T) {
+	var d delivery
+	for _, o := range []outcome{{expected: 1000, delivered: 1000}, {expected: 1000, delivered: 900}, {expected: 2000, delivered: 1990}} {
+		d.add(o)
+	}
+	if d.Expected != 4000 || d.Delivered != 3890 || d.Rounds != 3 || d.Worst != 90 {
+		t.Fatalf("got %+v", d)
+	}
+	if want := "3890 of 4000 messages received over 3 rounds (97.2%; worst round 90.0%)"; d.String() != want {
+		t.Fatalf("String() = %q, want %q", d.String(), want)
 	}
 }

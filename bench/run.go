@@ -265,7 +265,10 @@ type row struct {
 	Median   map[string]float64 `json:"Median"`
 	median   map[string]float64
 	Failures map[string]int64
-	Notes    map[string]string
+	Notes    map[string]string // the last round's secondary figures
+	// Delivery sums, for delivery scenarios, what subscribers should have
+	// received and did over all rounds, with the worst round's share.
+	Delivery map[string]*delivery `json:",omitempty"`
 	// CPUPerOp is the median CPU time (µs) the target's processes spent per
 	// operation counted, for rate scenarios: the cost of the work itself,
 	// steadier than throughput when the generator shares the cores.
@@ -275,6 +278,28 @@ type row struct {
 	// rounds are paired, so a slow spell of the machine that hits every
 	// target in one round does not move the ratio.
 	Ratio, CPURatio map[string]float64 `json:",omitempty"`
+}
+
+// delivery is what subscribers received of what they should have, over rounds.
+type delivery struct {
+	Expected, Delivered int64
+	Rounds              int
+	Worst               float64 // the lowest share of one round, in %
+}
+
+func (d *delivery) add(o outcome) {
+	share := 100 * float64(o.delivered) / float64(o.expected)
+	if d.Rounds == 0 || share < d.Worst {
+		d.Worst = share
+	}
+	d.Expected += o.expected
+	d.Delivered += o.delivered
+	d.Rounds++
+}
+
+func (d *delivery) String() string {
+	return fmt.Sprintf("%d of %d messages received over %d rounds (%.1f%%; worst round %.1f%%)",
+		d.Delivered, d.Expected, d.Rounds, 100*float64(d.Delivered)/float64(d.Expected), d.Worst)
 }
 
 func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row {
@@ -314,6 +339,15 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 			values[round][t.name] = out.value
 			r.Failures[t.name] += out.failures
 			r.Notes[t.name] = out.note
+			if out.expected > 0 {
+				if r.Delivery == nil {
+					r.Delivery = map[string]*delivery{}
+				}
+				if r.Delivery[t.name] == nil {
+					r.Delivery[t.name] = &delivery{}
+				}
+				r.Delivery[t.name].add(out)
+			}
 			fmt.Fprintf(log, "%-26s %-16s round %d: %10.1f %s %s\n", sc.name, t.name, round+1, out.value, sc.unit, joinNonEmpty(out.note, failNote(out.failures)))
 		}
 	}
@@ -417,7 +451,9 @@ func report(w io.Writer, rows []row, targets []*target) {
 	fmt.Fprintln(w)
 	for _, r := range rows {
 		for _, t := range targets {
-			if n := r.Notes[t.name]; n != "" {
+			if d := r.Delivery[t.name]; d != nil {
+				fmt.Fprintf(w, "%s, %s: %s\n", r.Scenario, t.name, d)
+			} else if n := r.Notes[t.name]; n != "" {
 				fmt.Fprintf(w, "%s, %s: %s\n", r.Scenario, t.name, n)
 			}
 		}

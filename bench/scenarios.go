@@ -27,6 +27,9 @@ type outcome struct {
 	ops      float64 // operations the value counts (rate scenarios), for CPU per operation
 	failures int64   // refused or failed operations, counted apart
 	note     string  // secondary figures
+	// expected and delivered count messages for delivery scenarios (what
+	// subscribers should have received, and did), summed over rounds.
+	expected, delivered int64
 }
 
 // hundredResources are a publisher's 100 token resources; own is the
@@ -207,7 +210,7 @@ func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration) o
 	if put > 0 {
 		note += fmt.Sprintf(" (%.1f%%)", 100*float64(got)/float64(put))
 	}
-	return outcome{value: float64(got) / el.Seconds(), ops: float64(got), failures: failed.Load(), note: note}
+	return outcome{value: float64(got) / el.Seconds(), ops: float64(got), failures: failed.Load(), note: note, expected: put, delivered: got}
 }
 
 // settle waits until a counter has not moved for 300 ms: the deliveries in
@@ -294,7 +297,7 @@ func fanoutRound(t *target, pub cred, subs []cred, d time.Duration) outcome {
 	}
 	settle(received)
 	got := received.Load()
-	return outcome{value: float64(got) / el.Seconds(), ops: float64(got),
+	return outcome{value: float64(got) / el.Seconds(), ops: float64(got), expected: sent * int64(len(subs)), delivered: got,
 		note: fmt.Sprintf("%d published, %d of %d deliveries (%.1f%%)", sent, got, sent*int64(len(subs)), 100*float64(got)/float64(sent*int64(len(subs))))}
 }
 
