@@ -310,3 +310,38 @@ func BenchmarkCovers100(b *testing.B) {
 		}
 	}
 }
+
+// Nodes with many literal children look them up through a hash index that
+// is rebuilt as it grows: for every child count across the growth points,
+// every child, its neighbours' prefixes and absent keys give the reference
+// answer, for Match and for Covers.
+func TestManyLiteralChildren(t *testing.T) {
+	for _, n := range []int{1, 8, 9, 16, 17, 33, 64, 65, 300} {
+		var rs []string
+		for i := range n {
+			rs = append(rs, fmt.Sprintf("fleet/d%d/up", i), fmt.Sprintf("fleet/d%d/sub/k%d", i, i%12))
+		}
+		rs = append(rs, "fleet/+/down", "other/#")
+		a, err := Compile(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var topics []string
+		for i := range n + 5 {
+			for _, tail := range []string{"up", "down", "sub/k0", fmt.Sprintf("sub/k%d", i%12), "up/x", "zz", "sub/zz"} { // zz: a value no filter names
+				topics = append(topics, fmt.Sprintf("fleet/d%d/%s", i, tail), fmt.Sprintf("fleet/D%d/%s", i, tail), fmt.Sprintf("fleet/d%d0/%s", i, tail))
+			}
+		}
+		topics = append(topics, "fleet/d/up", "fleet//up", "fleet/zz/up", "fleet/zz/down", "zz", "other", "other/d1/up", "$SYS/d1/up")
+		for _, topic := range topics {
+			if got, want := a.Match(topic), refMatchAny(rs, topic); got != want {
+				t.Fatalf("%d children: Match(%q) = %v, want %v", n, topic, got, want)
+			}
+		}
+		for _, f := range []string{"fleet/d1/#", "fleet/d1/+", "fleet/+/up", "fleet/d3/sub/+", fmt.Sprintf("fleet/d%d/up", n-1), fmt.Sprintf("fleet/d%d/up", n), "fleet/+/down", "other/+/up"} {
+			if got, want := a.Covers(f), refCovers(rs, f, topics); got != want {
+				t.Fatalf("%d children: Covers(%q) = %v, want %v", n, f, got, want)
+			}
+		}
+	}
+}
