@@ -20,8 +20,9 @@ type node struct {
 	// index, once a node has more than indexThreshold literal children, is
 	// an open-addressed hash table over lits: slot values are 1 + an index
 	// into lits, 0 is empty; its length is a power of two at least twice
-	// len(lits). It beat a Go map by ~15 ns per level in BenchmarkACLMatch100
-	// (no map machinery, and the hash is compared before the key).
+	// len(lits). In alternating runs of BenchmarkACLMatch100 it measured
+	// 40 / 40 / 20 ns (allowed / 6 levels / denied, best of ten) against
+	// 49 / 50 / 24 ns for a Go map with the same loop in match.
 	index []int32
 	plus  *node // child for '+'
 	hash  bool  // a filter "<path to here>/#" (or "#" at the root) exists

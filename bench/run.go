@@ -94,31 +94,28 @@ func scenarios() []scenario {
 				return fanoutRound(t, pp.pubs[0], pp.pubs[1:], o.duration)
 			}},
 		{name: "query-token-api", unit: "requests/s", better: "higher", targets: []string{"tokenmq"},
-			prepare: func(t *target, o *options) (any, error) {
-				c, err := t.issue(1, []string{"bench/#"}, "R", "q")
-				if err != nil {
-					return nil, err
-				}
-				return c[0].pass, nil
-			},
+			prepare: prepareQuery,
 			round: func(t *target, o *options, p any) outcome {
 				out := queryRound(t, p.(string), o.duration, o.warm["query:"+t.name], 0)
 				o.warm["query:"+t.name] = out.value // size the next round's pre-signed requests
 				return out
 			}},
 		{name: "query-token-p99-at-20k", unit: "ms", better: "lower", targets: []string{"tokenmq"},
-			prepare: func(t *target, o *options) (any, error) {
-				c, err := t.issue(1, []string{"bench/#"}, "R", "q")
-				if err != nil {
-					return nil, err
-				}
-				return c[0].pass, nil
-			},
-			round: func(t *target, o *options, p any) outcome { return queryRound(t, p.(string), o.duration, 0, 20000) }},
+			prepare: prepareQuery,
+			round:   func(t *target, o *options, p any) outcome { return queryRound(t, p.(string), o.duration, 0, 20000) }},
 		{name: "revoke-to-disconnect-p99", unit: "ms", better: "lower", targets: []string{"tokenmq", "tokenmq-split"},
 			prepare: func(t *target, o *options) (any, error) { return nil, nil },
 			round:   func(t *target, o *options, p any) outcome { return revokeRound(t, o.revoke) }},
 	}
+}
+
+// prepareQuery issues the token the QueryToken scenarios ask about.
+func prepareQuery(t *target, _ *options) (any, error) {
+	c, err := t.issue(1, []string{"bench/#"}, "R", "q")
+	if err != nil {
+		return nil, err
+	}
+	return c[0].pass, nil
 }
 
 func preparePublish(t *target, o *options) (any, error) {

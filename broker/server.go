@@ -197,9 +197,7 @@ func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	svc := s.svc
-	stat := func(f func(token.Stats) int64) func() float64 {
-		return func() float64 { return float64(f(svc.Stats())) }
-	}
+	stat := statOf(svc.Stats)
 	s.metrics.CounterFunc("tokens_issued_total", "Tokens issued by ApplyToken.", stat(func(t token.Stats) int64 { return t.Applies }))
 	s.metrics.CounterFunc("token_queries_total", "Token validations at the token service (QueryToken, in-process brokers).", stat(func(t token.Stats) int64 { return t.Queries }))
 	s.metrics.CounterFunc("token_store_lookups_total", "Store reads by token validations; forged, malformed and expired tokens cause none.", stat(func(t token.Stats) int64 { return t.StoreLookups }))
@@ -268,9 +266,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 		return err
 	}
 	cache := h.Cache()
-	cstat := func(f func(hook.CacheStats) int64) func() float64 {
-		return func() float64 { return float64(f(cache.Stats())) }
-	}
+	cstat := statOf(cache.Stats)
 	s.metrics.CounterFunc("token_cache_hits_total", "CONNECT validations answered from the cache.", cstat(func(c hook.CacheStats) int64 { return c.Hits }))
 	s.metrics.CounterFunc("token_cache_misses_total", "CONNECT validations the cache could not answer.", cstat(func(c hook.CacheStats) int64 { return c.Misses }))
 	s.metrics.CounterFunc("token_cache_evictions_total", "Cached answers evicted for room.", cstat(func(c hook.CacheStats) int64 { return c.Evictions }))
@@ -486,4 +482,12 @@ func (f floorHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (f floorHandler) WithGroup(name string) slog.Handler {
 	return floorHandler{f.Handler.WithGroup(name), f.floor}
+}
+
+// statOf adapts the fields of a stats snapshot to metric functions: each
+// scrape takes a fresh snapshot and reads one field.
+func statOf[T any](snapshot func() T) func(field func(T) int64) func() float64 {
+	return func(field func(T) int64) func() float64 {
+		return func() float64 { return float64(field(snapshot())) }
+	}
 }

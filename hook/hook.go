@@ -442,14 +442,14 @@ func (h *Hook) armTimersLocked(s *session, hd *held) {
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.forget(cl) }
 
 func (h *Hook) forget(cl *mqtt.Client) {
+	if sl := slot(cl); sl != nil {
+		sl.Store(nil) // first: from here on the connection has no rights
+	}
 	v, ok := h.sessions.LoadAndDelete(cl)
 	if !ok {
 		return
 	}
 	s := v.(*session)
-	if sl := slot(cl); sl != nil {
-		sl.CompareAndSwap(s, nil)
-	}
 	s.closing.Store(true)
 	s.mu.Lock()
 	s.stopTimersLocked()
@@ -479,7 +479,6 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return false // never fail open
 	}
 	r := s.rights.Load()
-	var ok bool
 	if write {
 		// A publish by topic alias arrives here with topic ""; v3.1.1 denials
 		// must be acknowledged, not disconnected (Mochi's choice). Both are
@@ -487,12 +486,14 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if topic == "" || cl.Properties.ProtocolVersion < 5 {
 			return true
 		}
-		if ok = writable(r, topic); !ok {
+		ok := writable(r, topic)
+		if !ok {
 			h.cfg.Observer.ACLDenied("publish")
 		}
 		return ok
 	}
-	if ok = readable(r, topic); !ok {
+	ok := readable(r, topic)
+	if !ok {
 		h.cfg.Observer.ACLDenied("subscribe") // or a delivery after the rights shrank
 	}
 	return ok
