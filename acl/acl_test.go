@@ -2,9 +2,10 @@ package acl
 
 import (
 	"errors"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 func TestValidateFilter(t *testing.T) {
@@ -127,28 +128,11 @@ func refMatch(f, t string) bool {
 	return len(fl) == len(tl)
 }
 
-// levels builds every string of 1 to n levels over the given level words.
-func levels(words []string, n int) []string {
-	cur := slices.Clone(words) // exactly one level
-	out := slices.Clone(cur)
-	for range n - 1 {
-		var next []string
-		for _, c := range cur {
-			for _, w := range words {
-				next = append(next, c+"/"+w)
-			}
-		}
-		out = append(out, next...)
-		cur = next
-	}
-	return out
-}
-
 // Every filter and topic of up to four levels over a small alphabet: Match
 // agrees with the reference on all of them.
 func TestMatchExhaustive(t *testing.T) {
-	filters := levels([]string{"a", "b", "", "+", "#", "$s"}, 4)
-	topics := levels([]string{"a", "b", "", "$s"}, 4)
+	filters := testkit.Levels([]string{"a", "b", "", "+", "#", "$s"}, 4)
+	topics := testkit.Levels([]string{"a", "b", "", "$s"}, 4)
 	n := 0
 	for _, f := range filters {
 		if ValidateFilter(f) != nil {

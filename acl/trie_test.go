@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // universe returns every valid topic of 1 to depth levels over the given words.
 func universe(words []string, depth int) []string {
 	var out []string
-	for _, t := range levels(words, depth) {
+	for _, t := range testkit.Levels(words, depth) {
 		if ValidateTopic(t) == nil {
 			out = append(out, t)
 		}
@@ -51,7 +53,7 @@ func refMatchAny(resources []string, t string) bool {
 
 func validFilters(words []string, depth int) []string {
 	var out []string
-	for _, f := range levels(words, depth) {
+	for _, f := range testkit.Levels(words, depth) {
 		if ValidateFilter(f) == nil {
 			out = append(out, f)
 		}

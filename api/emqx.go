@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tokenmq/tokenmq/acl"
-	"github.com/tokenmq/tokenmq/hook"
 	"github.com/tokenmq/tokenmq/token"
+	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
 // EMQXAuth serves SPEC §2.4: EMQX 5 HTTP authentication (POST /mqtt/auth)
@@ -20,7 +20,7 @@ import (
 // auth hook) can use them. The answer carries the token's rights as an EMQX
 // ACL (new format, EMQX 5.5+) and expire_at.
 type EMQXAuth struct {
-	svc        *token.Service
+	lookup     tokenauth.Lookup
 	instanceID string
 	secret     string
 	allowPlain bool
@@ -30,7 +30,7 @@ type EMQXAuth struct {
 // NewEMQXAuth returns the webhook for instanceID; callers must present
 // "Authorization: Bearer <secret>".
 func NewEMQXAuth(svc *token.Service, instanceID, secret string, allowPlain bool, log *slog.Logger) *EMQXAuth {
-	return &EMQXAuth{svc: svc, instanceID: instanceID, secret: secret, allowPlain: allowPlain, log: log}
+	return &EMQXAuth{lookup: tokenauth.Direct(svc, instanceID), instanceID: instanceID, secret: secret, allowPlain: allowPlain, log: log}
 }
 
 // EMQXRequest is what EMQX's HTTP authenticator is configured to send.
@@ -85,40 +85,30 @@ func (e *EMQXAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var emqxDeny = EMQXResponse{Result: "deny"}
 
-// decide applies SPEC §3.1 to the credentials, as the broker does.
+// decide applies SPEC §3.1 to the credentials, as the broker does: the
+// core authenticates, and the answer translates the tokens' rights.
 func (e *EMQXAuth) decide(ctx context.Context, req EMQXRequest) (EMQXResponse, error) {
-	creds, err := hook.ParseCredentials([]byte(req.Username), []byte(req.Password), req.Password != "", e.allowPlain)
-	if err != nil || creds.Form == hook.FormApsara && creds.InstanceID != e.instanceID {
+	creds, err := tokenauth.ParseCredentials([]byte(req.Username), []byte(req.Password), req.Password != "", e.allowPlain)
+	if err != nil {
+		return emqxDeny, nil
+	}
+	hs, ref := tokenauth.Authenticate(ctx, e.lookup, e.instanceID, creds)
+	switch {
+	case ref != nil && ref.Code == tokenauth.ReasonUnavailable:
+		return EMQXResponse{}, ref.Err
+	case ref != nil:
 		return emqxDeny, nil
 	}
 	var write, read []string
-	var expire time.Time
-	for _, c := range creds.Tokens {
-		g, err := e.svc.Validate(ctx, e.instanceID, c.Token)
-		if token.IsDenied(err) {
-			return emqxDeny, nil
+	for _, h := range hs {
+		if h.Type.Covers(token.ActionWrite) {
+			write = append(write, h.Grant.Resources...)
 		}
-		if err != nil {
-			return EMQXResponse{}, err
-		}
-		typ := c.Type
-		if creds.Form == hook.FormPlain {
-			typ = g.Actions
-		}
-		if hook.CheckGrant(creds, e.instanceID, g, typ) != nil {
-			return emqxDeny, nil
-		}
-		if typ.Covers(token.ActionWrite) {
-			write = append(write, g.Resources...)
-		}
-		if typ.Covers(token.ActionRead) {
-			read = append(read, g.Resources...)
-		}
-		if expire.IsZero() || g.ExpireTime.Before(expire) {
-			expire = g.ExpireTime
+		if h.Type.Covers(token.ActionRead) {
+			read = append(read, h.Grant.Resources...)
 		}
 	}
-	return EMQXResponse{Result: "allow", ExpireAt: expire.Unix(), ACL: EMQXACL(write, read)}, nil
+	return EMQXResponse{Result: "allow", ExpireAt: tokenauth.Expiry(hs).Unix(), ACL: EMQXACL(write, read)}, nil
 }
 
 // EMQXACL translates a token's rights into EMQX ACL rules (first match

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenmq/tokenmq/acl"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // emqxMatch is EMQX's topic match (emqx_topic:match/2) as its
@@ -53,13 +54,13 @@ func emqxDecide(rules []EMQXRule, action, topic string) bool {
 func TestEMQXACLNeverExceedsTokenmq(t *testing.T) {
 	words := []string{"a", "b", "+", "#"}
 	var filters []string
-	for _, f := range levelsOf(words, 3) {
+	for _, f := range testkit.Levels(words, 3) {
 		if acl.ValidateFilter(f) == nil {
 			filters = append(filters, f)
 		}
 	}
 	var topics []string
-	for _, f := range levelsOf([]string{"a", "b", "c"}, 4) {
+	for _, f := range testkit.Levels([]string{"a", "b", "c"}, 4) {
 		topics = append(topics, f)
 	}
 	for _, resources := range [][]string{
@@ -86,22 +87,6 @@ func TestEMQXACLNeverExceedsTokenmq(t *testing.T) {
 			}
 		}
 	}
-}
-
-func levelsOf(words []string, n int) []string {
-	cur := append([]string(nil), words...)
-	out := append([]string(nil), cur...)
-	for range n - 1 {
-		var next []string
-		for _, c := range cur {
-			for _, w := range words {
-				next = append(next, c+"/"+w)
-			}
-		}
-		out = append(out, next...)
-		cur = next
-	}
-	return out
 }
 
 func TestEMQXWebhook(t *testing.T) {

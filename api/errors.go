@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/tokenmq/tokenmq/token"
 )
@@ -46,29 +47,70 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
 }
 
-func newError(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+// statuses is the one table from a Code to its HTTP status. A Code with a
+// parameter part (InvalidParameter.<Name>, MissingParameter.<Name>) has
+// its prefix's status. SystemOverFlow is 400 wherever it is given (the
+// "other actions" rate limit, and a key's share of the replay cache
+// exhausted): it says the caller sent too much, like ApplyTokenOverFlow
+// and QueryTokenOverFlow, as SPEC §2.2 states for the rate limit.
+var statuses = map[string]int{
+	CodeMissingParameter:      http.StatusBadRequest,
+	CodeInvalidParameter:      http.StatusBadRequest,
+	CodeAccessKeyNotFound:     http.StatusNotFound,
+	CodeSignatureDoesNotMatch: http.StatusBadRequest,
+	CodeTimestampExpired:      http.StatusBadRequest,
+	CodeTimestampFormat:       http.StatusBadRequest,
+	CodeNonceUsed:             http.StatusBadRequest,
+	CodePermission:            http.StatusForbidden,
+	CodeInstancePermission:    http.StatusBadRequest,
+	CodeAPINotSupported:       http.StatusNotFound,
+	CodeApplyTokenOverFlow:    http.StatusBadRequest,
+	CodeQueryTokenOverFlow:    http.StatusBadRequest,
+	CodeSystemOverFlow:        http.StatusBadRequest,
+	CodeInternal:              http.StatusInternalServerError,
+	CodeInvalidVersion:        http.StatusBadRequest,
+	CodeUnsupportedMethod:     http.StatusMethodNotAllowed,
+	CodeRequestTooLarge:       http.StatusRequestEntityTooLarge,
+	CodeNotFound:              http.StatusNotFound,
+}
+
+// statusOf returns code's HTTP status from the table (500 for a code that
+// is not in it, which a test rules out).
+func statusOf(code string) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	if prefix, _, ok := strings.Cut(code, "."); ok {
+		if s, ok := statuses[prefix]; ok && (prefix == CodeInvalidParameter || prefix == CodeMissingParameter) {
+			return s
+		}
+	}
+	return http.StatusInternalServerError
+}
+
+// newError is the API error of code, with its status from the table.
+func newError(code, format string, args ...any) *Error {
+	return &Error{Status: statusOf(code), Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func errMissingSignatureParam(name string) *Error {
-	return newError(http.StatusBadRequest, CodeMissingParameter+"."+name, "%s is mandatory for this action.", name)
+	return newError(CodeMissingParameter+"."+name, "%s is mandatory for this action.", name)
 }
 
 func errMissingParam(name string) *Error {
-	return newError(http.StatusBadRequest, CodeInvalidParameter+"."+name, "%s is mandatory for this action.", name)
+	return newError(CodeInvalidParameter+"."+name, "%s is mandatory for this action.", name)
 }
 
 func errInvalidParam(name, format string, args ...any) *Error {
-	return newError(http.StatusBadRequest, CodeInvalidParameter+"."+name, "%s %s", name, fmt.Sprintf(format, args...))
+	return newError(CodeInvalidParameter+"."+name, "%s %s", name, fmt.Sprintf(format, args...))
 }
 
 func errInstancePermission(instance string) *Error {
-	return newError(http.StatusBadRequest, CodeInstancePermission,
+	return newError(CodeInstancePermission,
 		"An error occurred while validating the permissions of the instance %q: this access key may not use it, or this service does not serve it.", instance)
 }
 
-var errInternal = &Error{Status: http.StatusInternalServerError, Code: CodeInternal,
-	Message: "An error occurred while processing your request. Try again later."}
+var errInternal = newError(CodeInternal, "An error occurred while processing your request. Try again later.")
 
 // errorFor maps an error from the token service to the API error the caller
 // sees. It is the one place where service errors become codes.
@@ -78,7 +120,7 @@ func errorFor(err error) *Error {
 	case errors.As(err, &pe):
 		return errInvalidParam(pe.Param, "%s", pe.Msg)
 	case errors.Is(err, token.ErrInstanceNotServed):
-		return newError(http.StatusBadRequest, CodeInstancePermission,
+		return newError(CodeInstancePermission,
 			"An error occurred while validating the permissions of the instance: this service does not serve it.")
 	}
 	return errInternal

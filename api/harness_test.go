@@ -9,15 +9,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/tokenmq/tokenmq/internal/testkit"
+	"github.com/tokenmq/tokenmq/internal/tokentest"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 )
@@ -29,21 +29,12 @@ const (
 	limitedID, limitedSecret = "AKLIMITED00001", "limited-secret-0123456789"
 )
 
-// testClock is a settable clock shared by handler and service.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 type harness struct {
 	t     testing.TB
 	h     *Handler
 	svc   *token.Service
 	store *boltstore.Store
-	clock *testClock
+	clock *testkit.Clock
 	srv   *httptest.Server // on 127.0.0.1:0
 }
 
@@ -58,21 +49,8 @@ func withMaxBody(n int64) harnessOption         { return func(c *Config) { c.Max
 // key limited to inst-b.
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := boltstore.Open(filepath.Join(dir, boltstore.FileName), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	kr, err := token.LoadOrCreateKeyring(filepath.Join(dir, "keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &testClock{t: time.Now().Truncate(time.Second)}
-	svc, err := token.NewService(st, kr, token.ServiceConfig{Instances: []string{"inst-a", "inst-b"}, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts := tokentest.NewService(t, time.Time{}, token.ServiceConfig{})
+	svc, st, clk := ts.Service, ts.Store, ts.Clock
 	keys, err := NewKeys([]AccessKey{
 		{ID: adminID, Secret: adminSecret, Role: RoleAdmin},
 		{ID: brokerID, Secret: brokerSecret, Role: RoleBroker},

@@ -53,10 +53,10 @@ func parseRequestParams(r *http.Request, maxBody int64) (params, *Error) {
 	if rerr != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(rerr, &tooLarge) {
-			return nil, newError(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
+			return nil, newError(CodeRequestTooLarge,
 				"The request body is larger than %d bytes.", maxBody)
 		}
-		return nil, newError(http.StatusBadRequest, CodeInvalidParameter, "The request body could not be read.")
+		return nil, newError(CodeInvalidParameter, "The request body could not be read.")
 	}
 	return appendParams(ps, string(body))
 }
@@ -73,14 +73,14 @@ func appendParams(ps params, s string) (params, *Error) {
 		name, err1 := url.QueryUnescape(k)
 		value, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil {
-			return nil, newError(http.StatusBadRequest, CodeInvalidParameter,
+			return nil, newError(CodeInvalidParameter,
 				"The parameters are not correctly URL-encoded near %q.", clip(kv, 40))
 		}
 		if !utf8.ValidString(name) {
-			return nil, newError(http.StatusBadRequest, CodeInvalidParameter, "A parameter name is not valid UTF-8.")
+			return nil, newError(CodeInvalidParameter, "A parameter name is not valid UTF-8.")
 		}
 		if name == "" {
-			return nil, newError(http.StatusBadRequest, CodeInvalidParameter, "A parameter has an empty name.")
+			return nil, newError(CodeInvalidParameter, "A parameter has an empty name.")
 		}
 		if !utf8.ValidString(value) {
 			return nil, errInvalidParam(name, "is not valid UTF-8.")

@@ -15,7 +15,7 @@ import (
 // the endpoint differs.
 func TestOfficialAlibabaSDK(t *testing.T) {
 	hs := newHarness(t)
-	hs.clock.t = time.Now() // the SDK stamps requests with the real clock
+	hs.clock.Set(time.Now()) // the SDK stamps requests with the real clock
 	u, _ := url.Parse(hs.srv.URL)
 	client, err := onsmqtt.NewClientWithAccessKey("cn-hangzhou", adminID, adminSecret)
 	if err != nil {

@@ -181,7 +181,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		h.writeError(w, r, requestID, "", newError(http.StatusMethodNotAllowed, CodeUnsupportedMethod,
+		h.writeError(w, r, requestID, "", newError(CodeUnsupportedMethod,
 			"The HTTP method %s is not supported; use GET or POST.", r.Method))
 		return
 	}
@@ -240,14 +240,14 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 	}
 	act, ok := actions[name]
 	if !ok {
-		return nil, newError(http.StatusNotFound, CodeAPINotSupported, "The specified API %q is not supported.", clip(name, 64))
+		return nil, newError(CodeAPINotSupported, "The specified API %q is not supported.", clip(name, 64))
 	}
 	key, err := h.authenticate(r.Context(), r.Method, ps)
 	if err != nil {
 		return nil, err
 	}
 	if act.adminOnly && key.Role != RoleAdmin {
-		return nil, newError(http.StatusForbidden, CodePermission,
+		return nil, newError(CodePermission,
 			"An error occurred while validating the resource permissions: access key %q of role %s may not call %s.", key.ID, key.Role, name)
 	}
 	switch allowed, err := h.limiters.allow(r.Context(), &key.AccessKey, act.class, h.now()); {
@@ -255,7 +255,7 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 		h.log.Error("shared rate limit unavailable", "err", err)
 		return nil, errInternal
 	case !allowed:
-		return nil, newError(http.StatusBadRequest, act.overflow,
+		return nil, newError(act.overflow,
 			"You have called %s too many times. Please try again later.", name)
 	}
 	timeout := act.timeout
@@ -283,37 +283,37 @@ func (h *Handler) authenticate(ctx context.Context, method string, ps params) (*
 		return nil, errInvalidParam("SignatureVersion", "%q is not supported; use 1.0.", clip(v, 32))
 	}
 	if v, ok := ps.get("Version"); ok && v != APIVersion {
-		return nil, newError(http.StatusBadRequest, CodeInvalidVersion, "Specified parameter Version %q is not valid; use %s.", clip(v, 32), APIVersion)
+		return nil, newError(CodeInvalidVersion, "Specified parameter Version %q is not valid; use %s.", clip(v, 32), APIVersion)
 	}
 	if v, ok := ps.get("Format"); ok && !strings.EqualFold(v, "JSON") {
 		return nil, errInvalidParam("Format", "%q is not supported; use JSON.", clip(v, 32))
 	}
 	ts, err := time.Parse(timestampLayout, ps.value("Timestamp"))
 	if err != nil {
-		return nil, newError(http.StatusBadRequest, CodeTimestampFormat,
+		return nil, newError(CodeTimestampFormat,
 			"Specified timestamp %q is not in the format YYYY-MM-DDThh:mm:ssZ (UTC).", clip(ps.value("Timestamp"), 40))
 	}
 	now := h.now()
 	if d := now.Sub(ts); d > h.window || d < -h.window {
-		return nil, newError(http.StatusBadRequest, CodeTimestampExpired,
+		return nil, newError(CodeTimestampExpired,
 			"Specified time stamp %s is more than %s away from the server time %s.", ts.Format(timestampLayout), h.window, now.UTC().Format(timestampLayout))
 	}
 	key := h.keys.lookup(ps.value("AccessKeyId"))
 	if key == nil {
-		return nil, newError(http.StatusNotFound, CodeAccessKeyNotFound, "Specified access key is not found.")
+		return nil, newError(CodeAccessKeyNotFound, "Specified access key is not found.")
 	}
 	if ok, sts := verifySignature(method, sigMethod, key, ps, ps.value("Signature")); !ok {
-		return nil, newError(http.StatusBadRequest, CodeSignatureDoesNotMatch,
+		return nil, newError(CodeSignatureDoesNotMatch,
 			"Specified signature is not matched with our calculation. server string to sign is:%s", sts)
 	}
 	switch h.useNonce(ctx, key.ID, ps.value("SignatureNonce"), now) {
 	case nonceError:
 		return nil, errInternal
 	case nonceUsed:
-		return nil, newError(http.StatusBadRequest, CodeNonceUsed, "Specified signature nonce was used already.")
+		return nil, newError(CodeNonceUsed, "Specified signature nonce was used already.")
 	case nonceFull:
 		h.log.Warn("replay cache full; refusing requests until it drains")
-		return nil, newError(http.StatusServiceUnavailable, CodeSystemOverFlow,
+		return nil, newError(CodeSystemOverFlow,
 			"The server is handling too many requests. Please try again later.")
 	}
 	return key, nil

@@ -21,9 +21,6 @@ const (
 	typePingresp = 13
 )
 
-// ErrRefused is a CONNACK with a non-zero return code.
-var ErrRefused = errors.New("connection refused by the broker")
-
 // conn is a minimal MQTT 3.1.1 client connection: just what the scenarios
 // need, with buffered writes so that a publisher is limited by the broker,
 // not by syscalls.

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 	"github.com/tokenmq/tokenmq/token/pgstore"
+	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
 // KeyringFile holds the server keys that mint and verify tokens (mode 0600),
@@ -64,6 +65,7 @@ type Server struct {
 	gcDone  chan struct{}
 
 	mqtt      *mqtt.Server
+	auth      *tokenauth.Authority
 	hook      *hook.Hook
 	listeners map[string]*listener // by protocol: tcp, ws, tls
 
@@ -148,6 +150,7 @@ func (s *Server) start(ctx context.Context) (err error) {
 		if err := s.mqtt.Serve(); err != nil {
 			return fmt.Errorf("mqtt: %w", err)
 		}
+		s.auth.Start()
 		s.hook.Start()
 		for _, p := range []string{"tcp", "ws", "tls"} {
 			if l := s.listeners[p]; l != nil {
@@ -240,8 +243,8 @@ func (s *Server) startBroker(ctx context.Context) error {
 		ClientNetWriteBufferSize: b.WriteBufferSize,
 		Logger:                   slog.New(floorHandler{s.log.Handler(), slog.LevelWarn}).With("component", "mochi"),
 	})
-	var validator hook.Validator
-	var feed hook.RevocationFeed
+	var validator tokenauth.Validator
+	var feed tokenauth.RevocationFeed
 	if s.svc != nil {
 		validator, feed = s.svc, s.svc
 	} else {
@@ -249,13 +252,16 @@ func (s *Server) startBroker(ctx context.Context) error {
 			HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}}
 		validator, feed = c, c
 	}
-	cc := b.Cache
-	h, err := hook.New(s.mqtt, hook.Config{
-		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed,
-		Cache: hook.CacheConfig{Size: cc.Size, PositiveTTL: cc.PositiveTTL, NegativeTTL: cc.NegativeTTL,
-			StaleGrace: cc.StaleGrace, QueryTimeout: cc.QueryTimeout},
-		AllowPlain: b.AllowPlainToken, DenyDisconnect: b.DenyAction == "disconnect",
-		ExpireNotice: b.ExpireNotice, Logger: s.log, Observer: s.metrics,
+	auth, err := tokenauth.New(tokenauth.Config{
+		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed, Cache: b.Cache,
+		AllowPlain: b.AllowPlainToken, ExpireNotice: b.ExpireNotice, Logger: s.log, Observer: s.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	s.auth = auth
+	h, err := hook.New(s.mqtt, auth, hook.Config{
+		DenyDisconnect: b.DenyAction == "disconnect", Logger: s.log,
 		BackpressurePause: b.BackpressurePause, BackpressureMinRate: b.BackpressureMinRate,
 	})
 	if err != nil {
@@ -265,12 +271,12 @@ func (s *Server) startBroker(ctx context.Context) error {
 	if err := s.mqtt.AddHook(h, nil); err != nil {
 		return err
 	}
-	cache := h.Cache()
+	cache := auth.Cache()
 	cstat := statOf(cache.Stats)
-	s.metrics.CounterFunc("token_cache_hits_total", "CONNECT validations answered from the cache.", cstat(func(c hook.CacheStats) int64 { return c.Hits }))
-	s.metrics.CounterFunc("token_cache_misses_total", "CONNECT validations the cache could not answer.", cstat(func(c hook.CacheStats) int64 { return c.Misses }))
-	s.metrics.CounterFunc("token_cache_evictions_total", "Cached answers evicted for room.", cstat(func(c hook.CacheStats) int64 { return c.Evictions }))
-	s.metrics.CounterFunc("token_cache_stale_served_total", "Stale valid answers used while the token service was unreachable.", cstat(func(c hook.CacheStats) int64 { return c.StaleServed }))
+	s.metrics.CounterFunc("token_cache_hits_total", "CONNECT validations answered from the cache.", cstat(func(c tokenauth.CacheStats) int64 { return c.Hits }))
+	s.metrics.CounterFunc("token_cache_misses_total", "CONNECT validations the cache could not answer.", cstat(func(c tokenauth.CacheStats) int64 { return c.Misses }))
+	s.metrics.CounterFunc("token_cache_evictions_total", "Cached answers evicted for room.", cstat(func(c tokenauth.CacheStats) int64 { return c.Evictions }))
+	s.metrics.CounterFunc("token_cache_stale_served_total", "Stale valid answers used while the token service was unreachable.", cstat(func(c tokenauth.CacheStats) int64 { return c.StaleServed }))
 	s.metrics.GaugeFunc("token_cache_entries", "Answers in the validation cache.", func() float64 { return float64(cache.Len()) })
 	s.metrics.GaugeFunc("connected_clients", "Authenticated MQTT connections.", func() float64 { return float64(h.Sessions()) })
 	s.metrics.CounterFunc("deliveries_dropped_total", "Deliveries dropped because a subscriber's queue was full.", func() float64 { return float64(h.Dropped()) })
@@ -391,6 +397,9 @@ func (s *Server) Service() *token.Service { return s.svc }
 // Hook returns the broker's auth hook (nil in role tokens).
 func (s *Server) Hook() *hook.Hook { return s.hook }
 
+// Authority returns the broker's token authority (nil in role tokens).
+func (s *Server) Authority() *tokenauth.Authority { return s.auth }
+
 // Shutdown stops accepting, disconnects MQTT clients with 0x8B (server
 // shutting down), lets API requests in flight finish, and closes the store
 // (every acknowledged write is already on disk). It is bounded by ctx and
@@ -409,6 +418,9 @@ func (s *Server) release(ctx context.Context) error {
 	var errs []error
 	if s.hook != nil {
 		s.hook.Close()
+	}
+	if s.auth != nil {
+		s.auth.Close()
 	}
 	if s.mqtt != nil {
 		done := make(chan struct{})

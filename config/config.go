@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenmq/tokenmq/token"
+	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
 // Roles of a tokenmq serve process.
@@ -122,23 +123,9 @@ type Broker struct {
 	// BackpressureMinRate is the drain rate (packets/s) below which a
 	// subscriber slows no publisher: its deliveries are dropped. Default 5000.
 	BackpressureMinRate float64 `yaml:"backpressure_min_rate"`
-	// Cache configures the token validation cache.
-	Cache Cache `yaml:"cache"`
-}
-
-// Cache configures the broker's token validation cache.
-type Cache struct {
-	// Size is the most tokens cached. Default 100000.
-	Size int `yaml:"size"`
-	// PositiveTTL is how long a valid answer is trusted (never past the token's expiry). Default 1m.
-	PositiveTTL time.Duration `yaml:"positive_ttl"`
-	// NegativeTTL is how long an invalid answer is remembered. Default 5s.
-	NegativeTTL time.Duration `yaml:"negative_ttl"`
-	// StaleGrace is how long after PositiveTTL a valid answer still admits a
-	// client while the token service is unreachable. Default 5m.
-	StaleGrace time.Duration `yaml:"stale_grace"`
-	// QueryTimeout bounds one QueryToken call. Default 3s.
-	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// Cache configures the token validation cache (see tokenauth.CacheConfig
+	// for each key and its default).
+	Cache tokenauth.CacheConfig `yaml:"cache"`
 }
 
 // API configures the HTTP token API.
@@ -179,8 +166,7 @@ func Default() Config {
 			ConnectTimeout: 10 * time.Second, AllowPlainToken: true, DenyAction: "ack", ExpireNotice: 5 * time.Minute,
 			MaxPacketSize: 1 << 20, WriteBufferSize: 2048, MaxPendingWrites: 8192,
 			BackpressurePause: 2 * time.Millisecond, BackpressureMinRate: 5000,
-			Cache: Cache{Size: 100_000, PositiveTTL: time.Minute, NegativeTTL: 5 * time.Second,
-				StaleGrace: 5 * time.Minute, QueryTimeout: 3 * time.Second},
+			Cache: tokenauth.DefaultCacheConfig(),
 		},
 		API: API{
 			TimestampWindow: 15 * time.Minute, NonceCapacity: 1_000_000, MaxBodyBytes: 1 << 20,

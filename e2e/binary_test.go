@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // binary is the tokenmq binary built by TestMain.
@@ -114,7 +116,7 @@ func startTokenmqAs(t *testing.T, keyID, keySecret string, args ...string) *proc
 	case <-time.After(20 * time.Second):
 		t.Fatalf("tokenmq did not listen within 20s:\n%s", p.logs())
 	}
-	waitFor(t, 10*time.Second, "readyz 200", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "readyz 200", func() bool {
 		resp, err := http.Get(p.apiURL + "/readyz")
 		if err != nil {
 			return false
@@ -149,18 +151,6 @@ func (p *proc) stop(timeout time.Duration) error {
 	case <-time.After(timeout):
 		p.kill()
 		return fmt.Errorf("no exit within %v after SIGTERM", timeout)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

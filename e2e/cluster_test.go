@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenmq/tokenmq/api"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 	"github.com/tokenmq/tokenmq/token/pgstore/pgtest"
 )
 
@@ -38,7 +39,7 @@ func startCluster(t *testing.T, extraConfig string) *cluster {
 	broker := func(tokens *proc) *proc {
 		p := startTokenmqAs(t, brokerKeyID, brokerKeySecret, "--role", "broker", "--token-service", tokens.apiURL,
 			"--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
-		waitFor(t, 5*time.Second, "a broker's MQTT address", func() bool { return p.mqttAddr() != "" })
+		testkit.WaitFor(t, 5*time.Second, "a broker's MQTT address", func() bool { return p.mqttAddr() != "" })
 		return p
 	}
 	c.brokerX, c.brokerY = broker(c.tokensA), broker(c.tokensB)
@@ -146,10 +147,10 @@ func TestClusterSurvivesAReplicaKill(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "load on replica B", func() bool { return okB.Load() > 100 })
+	testkit.WaitFor(t, 10*time.Second, "load on replica B", func() bool { return okB.Load() > 100 })
 	c.tokensA.kill()
 	before := okB.Load()
-	waitFor(t, 10*time.Second, "replica B to keep answering", func() bool { return okB.Load() > before+500 })
+	testkit.WaitFor(t, 10*time.Second, "replica B to keep answering", func() bool { return okB.Load() > before+500 })
 	close(stop)
 	wg.Wait()
 	if failB.Load() > 0 {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // SPEC §3.1: both credential forms and every row of the CONNACK table, for
@@ -59,7 +60,7 @@ func TestExpiredTokenRefused(t *testing.T) {
 	e := startEnv(t, shortTTL)
 	tok := e.apply("a", "R", time.Second)
 	mustConnect5(t, e.mqtt, "early", "d", tok) // valid now, and cached
-	waitFor(t, 3*time.Second, "the token to be refused after its expiry", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "the token to be refused after its expiry", func() bool {
 		_, code := connect5(t, e.mqtt, "late", "d", tok)
 		return code == 0x86
 	})

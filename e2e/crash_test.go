@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenmq/tokenmq/api"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 )
 
@@ -78,7 +79,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		}
 		// Kill once hundreds of writes are acknowledged in this round, with
 		// every writer mid-call.
-		waitFor(t, 60*time.Second, "600 acknowledged ApplyTokens", func() bool { return acked.Load() >= 600 })
+		testkit.WaitFor(t, 60*time.Second, "600 acknowledged ApplyTokens", func() bool { return acked.Load() >= 600 })
 		p.kill()
 		cancel()
 		wg.Wait()

@@ -21,6 +21,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // env is an in-process tokenmq (role all) on 127.0.0.1:0 listeners.
@@ -249,7 +250,7 @@ func (c *client5) received() []message {
 func (c *client5) waitMessage(topic string, timeout time.Duration) message {
 	c.t.Helper()
 	var got message
-	waitFor(c.t, timeout, "a message on "+topic, func() bool {
+	testkit.WaitFor(c.t, timeout, "a message on "+topic, func() bool {
 		for _, m := range c.received() {
 			if m.topic == topic {
 				got = m

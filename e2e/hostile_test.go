@@ -12,6 +12,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // goroutinesSettle waits until the goroutine count is back to baseline
@@ -78,7 +79,7 @@ func TestHostileMQTTInput(t *testing.T) {
 	} else {
 		rawDisconnect(c)
 	}
-	waitFor(t, 5*time.Second, "the warm-up connection to end", func() bool { return e.srv.Hook().Sessions() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the warm-up connection to end", func() bool { return e.srv.Hook().Sessions() == 0 })
 	baseline := runtime.NumGoroutine()
 
 	t.Run("silent sockets", func(t *testing.T) {

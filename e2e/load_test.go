@@ -16,6 +16,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // raiseFileLimit lifts the open-files limit to its hard maximum: thousands
@@ -138,7 +139,7 @@ func TestReconnectStorm(t *testing.T) {
 	if queries > int64(distinct) {
 		t.Fatalf("%d QueryToken calls for %d distinct tokens", queries, distinct)
 	}
-	if st := brk.Hook().Cache().Stats(); st.Calls > int64(distinct) {
+	if st := brk.Authority().Cache().Stats(); st.Calls > int64(distinct) {
 		t.Fatalf("the broker made %d validation calls for %d tokens", st.Calls, distinct)
 	}
 }
@@ -215,7 +216,7 @@ func TestGarbageFlood(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "the flood to start", func() bool { return flooded.Load() > 500 })
+	testkit.WaitFor(t, 10*time.Second, "the flood to start", func() bool { return flooded.Load() > 500 })
 	loaded := measure(50)
 	close(stop)
 	wg.Wait()

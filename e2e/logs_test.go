@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // SPEC §5: logs never contain a token or a secret. A whole session at debug
@@ -53,14 +54,14 @@ func TestLogsNeverContainTokensOrSecrets(t *testing.T) {
 func TestConnectDecisionLogLinesJSON(t *testing.T) {
 	p := startTokenmq(t, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "",
 		"--data-dir", t.TempDir(), "--log-format", "json")
-	waitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
 	admin := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
 	tok := applyWith(t, admin, "dev/#", "R", time.Hour)
 	q, _ := admin.QueryToken(context.Background(), "mqtt-local", tok)
 	mustConnect5(t, p.mqttAddr(), "good-client", "d", tok)
 	connect5(t, p.mqttAddr(), "bad-client", "Token|"+adminID+"|mqtt-local", "W|"+tok) // R token given as W
 	var accepted, refused map[string]any
-	waitFor(t, 5*time.Second, "both decision lines", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "both decision lines", func() bool {
 		for _, line := range strings.Split(p.logs(), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(line), &m) != nil {

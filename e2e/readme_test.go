@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // readmeBlock is a fenced block of README.md marked as tested.
@@ -59,7 +61,7 @@ func TestReadmeCommands(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := startTokenmq(t, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", filepath.Join(dir, "data"))
-	waitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
 	api := strings.TrimPrefix(p.apiURL, "http://")
 	_, mqttPort, _ := strings.Cut(p.mqttAddr(), ":")
 	env := append(os.Environ(),

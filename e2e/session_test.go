@@ -13,7 +13,8 @@ import (
 
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/config"
-	"github.com/tokenmq/tokenmq/hook"
+	"github.com/tokenmq/tokenmq/internal/testkit"
+	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
 // invalidNotice decodes a $SYS/tokenInvalidNotice payload.
@@ -55,7 +56,7 @@ func TestRenewalKeepsClientAlive(t *testing.T) {
 		t.Fatalf("uploadToken PUBACK 0x%02x, want 0x00", c)
 	}
 	// Well past the first token's expiry the client is still connected and working.
-	waitFor(t, 5*time.Second, "the first token's expiry to pass", func() bool { return time.Now().After(firstExp.Add(time.Second)) })
+	testkit.WaitFor(t, 5*time.Second, "the first token's expiry to pass", func() bool { return time.Now().After(firstExp.Add(time.Second)) })
 	if c := dev.publish("dev/alive", 1, false, "yes"); c != 0 {
 		t.Fatalf("publish after the first token expired: 0x%02x", c)
 	}
@@ -303,7 +304,7 @@ func TestMQTT5ReAuthentication(t *testing.T) {
 	first := e.apply("dev/#", "R,W", 2*time.Second)
 	firstExp := time.Now().Add(2 * time.Second)
 	byMethod := func(c *paho.Connect) {
-		c.Properties = &paho.ConnectProperties{AuthMethod: hook.AuthMethod, AuthData: []byte(first), RequestProblemInfo: true}
+		c.Properties = &paho.ConnectProperties{AuthMethod: tokenauth.AuthMethod, AuthData: []byte(first), RequestProblemInfo: true}
 	}
 	dev := mustConnect5(t, e.mqtt, "dev", "", "", byMethod) // no password: the token rides in Authentication Data
 	notice := dev.waitMessage("$SYS/tokenExpireNotice", 3*time.Second)
@@ -314,18 +315,18 @@ func TestMQTT5ReAuthentication(t *testing.T) {
 	second := e.apply("dev/#", "R,W", time.Hour)
 	ctx := ctxTimeout(t, 5*time.Second)
 	ar, err := dev.c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{
-		AuthMethod: hook.AuthMethod, AuthData: []byte(second)}})
+		AuthMethod: tokenauth.AuthMethod, AuthData: []byte(second)}})
 	if err != nil || ar == nil || !ar.Success {
 		t.Fatalf("re-authentication: %+v, %v", ar, err)
 	}
-	waitFor(t, 5*time.Second, "the first token's expiry to pass", func() bool { return time.Now().After(firstExp.Add(time.Second)) })
+	testkit.WaitFor(t, 5*time.Second, "the first token's expiry to pass", func() bool { return time.Now().After(firstExp.Add(time.Second)) })
 	if c := dev.publish("dev/alive", 1, false, "yes"); c != 0 {
 		t.Fatalf("publish after the first token expired: 0x%02x", c)
 	}
 
 	// An invalid token in AUTH ends the connection, as an invalid renewal does.
 	ctx = ctxTimeout(t, 5*time.Second)
-	dev.c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{AuthMethod: hook.AuthMethod, AuthData: []byte("forged")}})
+	dev.c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{AuthMethod: tokenauth.AuthMethod, AuthData: []byte("forged")}})
 	if r := dev.waitClosed(3 * time.Second); r != 0x87 {
 		t.Fatalf("invalid re-authentication: DISCONNECT 0x%02x, want 0x87", r)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // soakDuration is 10 s in a normal run; TOKENMQ_SOAK=3m runs it longer.
@@ -92,7 +94,7 @@ func TestSoak(t *testing.T) {
 	if _, err := sink.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "soak/#"}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the sink's session", func() bool { return e.srv.Hook().Sessions() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the sink's session", func() bool { return e.srv.Hook().Sessions() == 1 })
 	baseline := runtime.NumGoroutine()
 	heapBefore := heapInUse()
 
@@ -178,7 +180,7 @@ func TestSoak(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	waitFor(t, 10*time.Second, "the workers' sessions to end", func() bool { return e.srv.Hook().Sessions() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the workers' sessions to end", func() bool { return e.srv.Hook().Sessions() == 1 })
 	goroutinesSettle(t, baseline, 5)
 	heapAfter := heapInUse()
 	t.Logf("soak %v, %d clients: %d connects, %d publishes (%d delivered), %d renewals, %d revocations, %d disconnects by the broker; goroutines back to %d (baseline %d); heap in use %d KiB -> %d KiB",

@@ -11,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/tokenmq/tokenmq/api"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // proxy forwards TCP to a target that can change, and can cut every
@@ -98,7 +99,7 @@ func splitRoles(t *testing.T) (tokens, brk *proc, px *proxy, admin *api.Client, 
 	px = newProxy(t, tokens.apiURL[len("http://"):])
 	brk = startTokenmqAs(t, brokerKeyID, brokerKeySecret, "--role", "broker", "--token-service", px.url(),
 		"--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
-	waitFor(t, 5*time.Second, "the broker's MQTT address", func() bool { return brk.mqttAddr() != "" })
+	testkit.WaitFor(t, 5*time.Second, "the broker's MQTT address", func() bool { return brk.mqttAddr() != "" })
 	admin = &api.Client{Endpoint: tokens.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
 	return tokens, brk, px, admin, dataDir
 }

@@ -1,10 +1,15 @@
-// Package hook is tokenmq's Mochi hook: it authenticates every CONNECT by its
-// tokens (through a Validator, behind an LRU cache), enforces the tokens'
-// topic ACLs on every publish, subscribe and delivery, warns clients before
-// their tokens expire, lets them renew in session, and disconnects them on
-// expiry or revocation (followed through a RevocationFeed).
+// Package hook is tokenmq's Mochi adapter: a Mochi hook whose callbacks
+// translate Mochi's events into calls of a tokenauth.Authority (which
+// authenticates every CONNECT by its tokens, keeps each connection's rights
+// and timers and follows revocations) and the Authority's decisions into
+// Mochi's packets and codes.
 //
-// It fails closed: a client without a session here is allowed nothing, and
-// a token service that cannot answer means "no" (CONNACK 0x88), except for
-// tokens with a recent positive answer in the cache (stale grace).
+// One file per job: connect.go (CONNECT, CONNACK codes, session start and
+// end), enforce.go (ACL on every publish, subscribe and delivery; Wills),
+// renew.go ($SYS/uploadToken and MQTT 5 AUTH), client.go (the per-connection
+// state and the Authority's notices, kicks and subscription pruning),
+// backpressure.go (QoS 0 backpressure), conn.go (the connection slot that
+// keeps the per-delivery lookups off a map).
+//
+// It fails closed: a client without state here is allowed nothing.
 package hook

@@ -10,45 +10,23 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tokenmq/tokenmq/internal/testkit"
+	"github.com/tokenmq/tokenmq/internal/tokentest"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-func newService(t *testing.T) (*token.Service, *clock) {
+func newService(t *testing.T) (*token.Service, *testkit.Clock) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := boltstore.Open(filepath.Join(dir, boltstore.FileName), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	kr, err := token.LoadOrCreateKeyring(filepath.Join(dir, "keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
-	svc, err := token.NewService(st, kr, token.ServiceConfig{Instances: []string{"inst-a", "inst-b"}, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, clk
+	ts := tokentest.NewService(t, time.UnixMilli(1_800_000_000_000), token.ServiceConfig{})
+	return ts.Service, ts.Clock
 }
 
-func apply(t *testing.T, svc *token.Service, clk *clock, inst string, ttl time.Duration, resources ...string) (string, *token.Record) {
+func apply(t *testing.T, svc *token.Service, clk *testkit.Clock, inst string, ttl time.Duration, resources ...string) (string, *token.Record) {
 	t.Helper()
 	tok, rec, err := svc.Apply(context.Background(), token.ApplyRequest{
 		InstanceID: inst, AccessKeyID: "AK1", Resources: resources, Actions: token.ActionReadWrite,
@@ -359,7 +337,7 @@ func TestRejectedWithoutStoreLookup(t *testing.T) {
 	defer st.Close()
 	cs := &countingStore{Store: st}
 	kr, _ := token.LoadOrCreateKeyring(filepath.Join(dir, "keys.json"))
-	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+	clk := testkit.NewClock(time.UnixMilli(1_800_000_000_000))
 	svc, _ := token.NewService(cs, kr, token.ServiceConfig{Instances: []string{"inst-a"}, Now: clk.Now})
 	tok, _ := apply(t, svc, clk, "inst-a", time.Minute, "a")
 	other, _ := token.LoadOrCreateKeyring(filepath.Join(t.TempDir(), "keys.json"))
@@ -400,7 +378,7 @@ func TestFeed(t *testing.T) {
 		p, err := svc.Feed(ctx, "inst-a", 0, time.Minute)
 		got <- feedResult{p, err}
 	}()
-	waitUntil(t, func() bool { return svc.Waiters() > 0 })
+	testkit.WaitFor(t, 5*time.Second, "the feed's long poll", func() bool { return svc.Waiters() > 0 })
 	if _, err := svc.Revoke(ctx, "inst-a", tokA); err != nil {
 		t.Fatal(err)
 	}
@@ -438,15 +416,4 @@ func TestFeed(t *testing.T) {
 type feedResult struct {
 	page token.FeedPage
 	err  error
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,8 +19,6 @@ import (
 // Decoding copies the value once into a string and slices every field out
 // of it: three allocations for a token with 100 resources.
 const recordVersion = 1
-
-var errBadRecord = errors.New("malformed record")
 
 func encodeRecord(r *token.Record) ([]byte, error) {
 	n := 1 + 4 + 2 + 4*8 + 8 + 3*binary.MaxVarintLen16 + len(r.InstanceID) + len(r.AccessKeyID) + len(r.Name) + binary.MaxVarintLen32

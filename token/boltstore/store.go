@@ -30,7 +30,6 @@ var (
 	keySchema         = []byte("schema")
 )
 
-// ErrLocked means another process holds the store file open.
 var ErrLocked = errors.New("store file is in use by another process")
 
 // Store is a token.Store on a bbolt file.

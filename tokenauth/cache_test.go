@@ -1,4 +1,4 @@
-package hook
+package tokenauth
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenmq/tokenmq/internal/testkit"
 	"github.com/tokenmq/tokenmq/token"
 )
 
@@ -38,17 +39,9 @@ func (f *fakeValidator) Validate(ctx context.Context, inst, tok string) (token.G
 	return g, nil
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-func newTestCache(t *testing.T, v *fakeValidator) (*Cache, *fakeClock) {
+func newTestCache(t *testing.T, v *fakeValidator) (*Cache, *testkit.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	c, err := NewCache(v, "inst", CacheConfig{Size: 100, PositiveTTL: time.Minute, NegativeTTL: 5 * time.Second, StaleGrace: 5 * time.Minute}, clk.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -146,12 +139,12 @@ func TestCacheStaleGraceDuringOutage(t *testing.T) {
 	if _, err := c.Lookup(context.Background(), "tok"); err != nil {
 		t.Fatalf("within stale grace: %v", err)
 	}
-	if _, err := c.Lookup(context.Background(), "never-seen"); !errors.Is(err, errUnavailable) {
-		t.Fatalf("unknown token during outage: %v, want errUnavailable", err)
+	if _, err := c.Lookup(context.Background(), "never-seen"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("unknown token during outage: %v, want ErrUnavailable", err)
 	}
 	clk.Advance(2 * time.Minute) // past the grace
-	if _, err := c.Lookup(context.Background(), "tok"); !errors.Is(err, errUnavailable) {
-		t.Fatalf("past stale grace: %v, want errUnavailable", err)
+	if _, err := c.Lookup(context.Background(), "tok"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("past stale grace: %v, want ErrUnavailable", err)
 	}
 	if s := c.Stats(); s.StaleServed != 1 || s.Outages < 2 {
 		t.Fatalf("stats %+v", s)

@@ -1,4 +1,4 @@
-package hook
+package tokenauth
 
 import (
 	"bytes"
@@ -20,11 +20,9 @@ const (
 	FormPlain
 )
 
-// ErrBadCredentials means the CONNECT credentials are missing or malformed.
-var ErrBadCredentials = errors.New("missing or malformed credentials")
-
-// maxTokenLength bounds a token string; longer ones are malformed without a lookup.
-const maxTokenLength = 128
+// MaxTokenLength bounds a token string (SPEC §2.2); longer ones are
+// malformed without a lookup.
+const MaxTokenLength = 128
 
 // Credential is one token of a CONNECT and the type it is given as. In the
 // plain form Type is 0: the token's own Actions apply.
@@ -65,22 +63,16 @@ func ParseCredentials(username, password []byte, hasPassword, allowPlain bool) (
 			var kind, tok string
 			kind, rest, _ = strings.Cut(rest, "|")
 			tok, rest, _ = strings.Cut(rest, "|")
-			var typ token.Actions
-			switch kind {
-			case "R":
-				typ = token.ActionRead
-			case "W":
-				typ = token.ActionWrite
-			case "RW":
-				typ = token.ActionReadWrite
+			typ, ok := ParseType(kind)
+			switch {
+			case !ok:
+				return Credentials{}, errors.Join(ErrBadCredentials, errors.New("token type is not R, W or RW"))
+			case typ == token.ActionReadWrite:
 				if seenRW {
 					return Credentials{}, errors.Join(ErrBadCredentials, errors.New("type RW given twice"))
 				}
 				seenRW = true
 			default:
-				return Credentials{}, errors.Join(ErrBadCredentials, errors.New("token type is not R, W or RW"))
-			}
-			if typ != token.ActionReadWrite {
 				if seen&typ != 0 {
 					return Credentials{}, errors.Join(ErrBadCredentials, errors.New("a token type is given twice"))
 				}
@@ -104,7 +96,7 @@ func ParseCredentials(username, password []byte, hasPassword, allowPlain bool) (
 
 // checkTokenShape rejects what cannot be a token without any lookup.
 func checkTokenShape(t string) error {
-	if t == "" || len(t) > maxTokenLength {
+	if t == "" || len(t) > MaxTokenLength {
 		return errors.Join(ErrBadCredentials, errors.New("token empty or longer than 128 characters"))
 	}
 	for i := 0; i < len(t); i++ {
@@ -116,8 +108,8 @@ func checkTokenShape(t string) error {
 	return nil
 }
 
-// typeName renders a token type as the notices do: R, W or RW.
-func typeName(a token.Actions) string {
+// TypeName renders a token type as the credentials and notices do: R, W or RW.
+func TypeName(a token.Actions) string {
 	switch a {
 	case token.ActionRead:
 		return "R"
@@ -129,8 +121,8 @@ func typeName(a token.Actions) string {
 	return ""
 }
 
-// parseTypeName parses R, W or RW.
-func parseTypeName(s string) (token.Actions, bool) {
+// ParseType parses a type as the credentials and renewals give it: R, W or RW.
+func ParseType(s string) (token.Actions, bool) {
 	switch s {
 	case "R":
 		return token.ActionRead, true

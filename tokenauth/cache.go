@@ -1,9 +1,8 @@
-package hook
+package tokenauth
 
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -22,20 +21,29 @@ type Validator interface {
 	Validate(ctx context.Context, instanceID, tok string) (token.Grant, error)
 }
 
-// CacheConfig sizes the validation cache.
+// CacheConfig sizes the validation cache (SPEC §3.3). It is also the
+// broker.cache section of the configuration file.
 type CacheConfig struct {
 	// Size is the most tokens cached. Default 100000.
-	Size int
+	Size int `yaml:"size"`
 	// PositiveTTL is how long a valid answer is trusted before asking again;
 	// never past the token's expiry. Default 1m.
-	PositiveTTL time.Duration
+	PositiveTTL time.Duration `yaml:"positive_ttl"`
 	// NegativeTTL is how long a "not valid" answer is remembered. Default 5s.
-	NegativeTTL time.Duration
-	// StaleGrace is how long past PositiveTTL a valid answer may still be used
-	// while the token service cannot be reached. Default 5m.
-	StaleGrace time.Duration
-	// QueryTimeout bounds one validation call. Default 3s.
-	QueryTimeout time.Duration
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// StaleGrace is how long past PositiveTTL a valid answer still admits a
+	// client while the token service cannot be reached; negative turns it
+	// off. Default 5m.
+	StaleGrace time.Duration `yaml:"stale_grace"`
+	// QueryTimeout bounds one validation call (QueryToken). Default 3s.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+// DefaultCacheConfig returns the cache configuration with every default set.
+func DefaultCacheConfig() CacheConfig {
+	var c CacheConfig
+	c.setDefaults()
+	return c
 }
 
 func (c *CacheConfig) setDefaults() {
@@ -58,17 +66,21 @@ func (c *CacheConfig) setDefaults() {
 	}
 }
 
-// grant is a valid token's grant with its resources compiled, once.
-type grant struct {
+// Grant is a valid token's grant with its resources compiled, once per
+// cached answer.
+type Grant struct {
 	token.Grant
 	acl *acl.ACL
 }
+
+// ACL returns the token's resources, compiled.
+func (g *Grant) ACL() *acl.ACL { return g.acl }
 
 // cacheKey is the SHA-256 of a token: the cache never holds tokens.
 type cacheKey [sha256.Size]byte
 
 type cacheEntry struct {
-	g       *grant // nil for a denial
+	g       *Grant // nil for a denial
 	err     error  // the denial
 	fetched time.Time
 	fresh   time.Time // trusted without asking until then
@@ -134,7 +146,7 @@ func (c *Cache) Len() int { return c.lru.Len() }
 // keyOf hashes a token without allocating (tokens are at most 128 bytes;
 // longer strings are hashed the slow way).
 func keyOf(tok string) cacheKey {
-	var buf [maxTokenLength]byte
+	var buf [MaxTokenLength]byte
 	if len(tok) <= len(buf) {
 		n := copy(buf[:], tok)
 		return sha256.Sum256(buf[:n])
@@ -142,15 +154,12 @@ func keyOf(tok string) cacheKey {
 	return sha256.Sum256([]byte(tok))
 }
 
-// errUnavailable wraps an outage: the token service did not answer.
-var errUnavailable = errors.New("token service unavailable")
-
 // Lookup returns the grant of a valid token, a denial (token.IsDenied), or
-// an error wrapping errUnavailable when no answer can be had. It never
+// an error wrapping ErrUnavailable when no answer can be had. It never
 // returns a grant past the token's expiry or after its revocation. Every
 // call to the validator is bounded by QueryTimeout; ctx can only cut short
 // the wait for a call another caller started.
-func (c *Cache) Lookup(ctx context.Context, tok string) (*grant, error) {
+func (c *Cache) Lookup(ctx context.Context, tok string) (*Grant, error) {
 	k := keyOf(tok)
 	now := c.now()
 	cached, _ := c.lru.Get(k)
@@ -190,7 +199,7 @@ func (c *Cache) Lookup(ctx context.Context, tok string) (*grant, error) {
 }
 
 // usable checks a cached grant against the clock and the revocations heard.
-func (c *Cache) usable(g *grant, now time.Time) error {
+func (c *Cache) usable(g *Grant, now time.Time) error {
 	if !now.Before(g.ExpireTime) {
 		return token.ErrExpired
 	}
@@ -209,7 +218,7 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, tok string) (*cacheEntry,
 		case <-f.done:
 			return f.e, f.err
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 		}
 	}
 	// A flight that ended between our cache miss and now has left its answer
@@ -249,18 +258,18 @@ func (c *Cache) call(tok string) (*cacheEntry, error) {
 	}
 	if err != nil {
 		c.observe("error", took)
-		return nil, fmt.Errorf("%w: %v", errUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	c.observe("valid", took)
 	compiled, err := acl.Compile(g.Resources)
 	if err != nil { // the service handed out a resource it should have refused
-		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", errUnavailable, g.TokenID, err)
+		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", ErrUnavailable, g.TokenID, err)
 	}
 	fresh := now.Add(c.cfg.PositiveTTL)
 	if g.ExpireTime.Before(fresh) {
 		fresh = g.ExpireTime
 	}
-	return &cacheEntry{g: &grant{Grant: g, acl: compiled}, fetched: now, fresh: fresh}, nil
+	return &cacheEntry{g: &Grant{Grant: g, acl: compiled}, fetched: now, fresh: fresh}, nil
 }
 
 // MarkRevoked records a revocation heard from the feed: the token is refused

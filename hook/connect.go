@@ -1,0 +1,60 @@
+package hook
+
+import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tokenmq/tokenmq/tokenauth"
+)
+
+// OnConnect authenticates the CONNECT through the Authority. On refusal it
+// sends the CONNACK itself, with the code SPEC §3.1 gives, and returns an
+// error so that Mochi closes the connection.
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	c := &client{h: h, cl: cl}
+	s, ref := h.auth.Connect(tokenauth.ConnectRequest{
+		ClientID: cl.ID, Remote: cl.Net.Remote,
+		Username: pk.Connect.Username, Password: pk.Connect.Password, HasPassword: pk.Connect.PasswordFlag,
+		AuthMethod: pk.Properties.AuthenticationMethod, AuthData: pk.Properties.AuthenticationData,
+		HasWill: pk.Connect.WillFlag, WillTopic: pk.Connect.WillTopic,
+	}, c)
+	if ref != nil {
+		_ = h.server.SendConnack(cl, connackCode(cl, ref.Code), false, nil)
+		return mochiCode(ref.Code)
+	}
+	c.Session = s
+	h.clients.Store(cl, c)
+	if sl := slot(cl); sl != nil {
+		sl.Store(c)
+	}
+	return nil
+}
+
+// OnConnectAuthenticate implements mqtt.Hook: only connections OnConnect
+// authenticated get in.
+func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.client(cl) != nil
+}
+
+// OnSessionEstablished starts the session's timers once the CONNACK is
+// out (or carries out a kick that arrived in between); a resumed session's
+// inherited subscriptions must fit this connection's token.
+func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if c := h.client(cl); c != nil {
+		c.Establish()
+	}
+}
+
+// OnDisconnect forgets the connection.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.forget(cl) }
+
+func (h *Hook) forget(cl *mqtt.Client) {
+	if sl := slot(cl); sl != nil {
+		sl.Store(nil) // first: from here on the connection has no rights
+	}
+	v, ok := h.clients.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	v.(*client).End()
+}

@@ -1,0 +1,221 @@
+package tokenauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// Config configures an Authority.
+type Config struct {
+	// InstanceID is the instance the broker serves. Required.
+	InstanceID string
+	// Validator checks tokens (the in-process token.Service, or api.Client
+	// over HTTP). Required.
+	Validator Validator
+	// Feed delivers revocations. Required.
+	Feed RevocationFeed
+	// Cache sizes the validation cache.
+	Cache CacheConfig
+	// AllowPlain accepts the plain form (any username, bare token). Default false.
+	AllowPlain bool
+	// ExpireNotice is how long before a token's expiry $SYS/tokenExpireNotice
+	// is sent; 0 turns it off.
+	ExpireNotice time.Duration
+	// FeedWait is the long-poll wait of the revocation feed. Default 20s.
+	FeedWait time.Duration
+	// Observer receives the decisions, for metrics. Default: none.
+	Observer Observer
+	// Logger receives the logs; never tokens. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Authority is the broker-neutral half of token authentication: it admits
+// connections (Connect), keeps each one's rights and timers (Session),
+// follows revocations and kicks the connections that relied on a revoked
+// token. An adapter (the Mochi hook, a plugin, a callout) drives it with
+// its broker's events and carries out its decisions through Client.
+type Authority struct {
+	cfg   Config
+	cache *Cache
+	log   *slog.Logger
+	obs   Observer
+
+	idxMu   sync.Mutex
+	byToken map[token.ID]map[*Session]struct{}
+
+	stop      chan struct{}
+	done      sync.WaitGroup
+	startOnce sync.Once
+	closeOnce sync.Once
+
+	feedHealthy atomic.Bool
+}
+
+// New returns an Authority. It does no I/O; Start begins following
+// revocations.
+func New(cfg Config) (*Authority, error) {
+	if cfg.Validator == nil || cfg.Feed == nil {
+		return nil, errors.New("tokenauth: Validator and Feed are required")
+	}
+	if err := token.ValidateInstanceID(cfg.InstanceID); err != nil {
+		return nil, fmt.Errorf("tokenauth: %w", err)
+	}
+	if cfg.FeedWait <= 0 {
+		cfg.FeedWait = 20 * time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cache, err := NewCache(cfg.Validator, cfg.InstanceID, cfg.Cache, nil)
+	if err != nil {
+		return nil, err
+	}
+	cache.observe = cfg.Observer.Validation
+	return &Authority{cfg: cfg, cache: cache, log: log, obs: cfg.Observer,
+		byToken: make(map[token.ID]map[*Session]struct{}), stop: make(chan struct{})}, nil
+}
+
+// Cache returns the validation cache (for stats).
+func (a *Authority) Cache() *Cache { return a.cache }
+
+// Observer returns the observer adapters report their own decisions to
+// (ACL denials).
+func (a *Authority) Observer() Observer { return a.obs }
+
+// InstanceID returns the instance the authority serves.
+func (a *Authority) InstanceID() string { return a.cfg.InstanceID }
+
+// FeedHealthy reports whether the last revocation-feed call succeeded.
+func (a *Authority) FeedHealthy() bool { return a.feedHealthy.Load() }
+
+// Start begins following the revocation feed and housekeeping. Calls after
+// the first do nothing.
+func (a *Authority) Start() {
+	a.startOnce.Do(func() {
+		a.done.Add(2)
+		go a.follow()
+		go a.janitor()
+	})
+}
+
+// Close stops following revocations and the timers of every session. It is
+// idempotent.
+func (a *Authority) Close() {
+	a.closeOnce.Do(func() {
+		close(a.stop)
+		a.done.Wait()
+		a.idxMu.Lock()
+		var all []*Session
+		for _, m := range a.byToken {
+			for s := range m {
+				all = append(all, s)
+			}
+		}
+		a.idxMu.Unlock()
+		for _, s := range all {
+			s.mu.Lock()
+			s.stopTimersLocked()
+			s.mu.Unlock()
+		}
+	})
+}
+
+// ConnectRequest is what the core needs of a CONNECT.
+type ConnectRequest struct {
+	ClientID string
+	Remote   string // for logs
+	Username []byte
+	Password []byte
+	// HasPassword is the CONNECT's password flag.
+	HasPassword bool
+	// AuthMethod and AuthData are MQTT 5's Authentication Method and Data:
+	// with method AuthMethod, the data may carry the token instead of the
+	// password.
+	AuthMethod string
+	AuthData   []byte
+	// WillTopic is the Will's topic, if the CONNECT has one (HasWill).
+	HasWill   bool
+	WillTopic string
+}
+
+// Connect authenticates a CONNECT (SPEC §3.1) and, if it is accepted,
+// returns the connection's Session, indexed for revocations, with client
+// as the adapter's side of it. A refusal says which code to answer with.
+// Either way the decision is logged and observed.
+func (a *Authority) Connect(req ConnectRequest, client Client) (*Session, *Refusal) {
+	s, ref := a.connect(req, client)
+	if ref != nil {
+		level := slog.LevelInfo
+		if ref.Code == ReasonUnavailable {
+			level = slog.LevelWarn
+		}
+		a.obs.ConnectDecision("refused", ref.Reason)
+		attrs := []any{"client", req.ClientID, "remote", req.Remote, "reason", ref.Reason, "code", ref.Code.String()}
+		if ref.TokenID != "" {
+			attrs = append(attrs, "token_id", ref.TokenID)
+		}
+		if ref.Err != nil && ref.Code == ReasonUnavailable {
+			attrs = append(attrs, "err", ref.Err)
+		}
+		a.log.Log(context.Background(), level, "connect refused", attrs...)
+		return nil, ref
+	}
+	a.index(s)
+	a.obs.ConnectDecision("accepted", "ok")
+	if a.log.Enabled(context.Background(), slog.LevelInfo) {
+		a.log.Info("connect accepted", "client", req.ClientID, "remote", req.Remote, "token_id", joinIDs(s.TokenIDs()))
+	}
+	return s, nil
+}
+
+func (a *Authority) connect(req ConnectRequest, client Client) (*Session, *Refusal) {
+	password, hasPassword := req.Password, req.HasPassword
+	byAuthMethod := req.AuthMethod == AuthMethod
+	if byAuthMethod && !hasPassword { // MQTT 5: the token as Authentication Data
+		password, hasPassword = req.AuthData, len(req.AuthData) > 0
+	}
+	if req.AuthMethod != "" && !byAuthMethod {
+		return nil, &Refusal{Code: ReasonBadAuthMethod, Reason: "bad_authentication_method"}
+	}
+	creds, err := ParseCredentials(req.Username, password, hasPassword, a.cfg.AllowPlain)
+	if err != nil {
+		return nil, &Refusal{Code: ReasonBadCredentials, Reason: "malformed_credentials", Err: err}
+	}
+	hs, ref := Authenticate(context.Background(), a.cache, a.cfg.InstanceID, creds) // a miss's call is bounded by QueryTimeout
+	if ref != nil {
+		return nil, ref
+	}
+	s := newSession(a, client, req, creds, hs)
+	s.authMethod.Store(byAuthMethod)
+	if req.HasWill && !s.Rights().Writable(req.WillTopic) {
+		return nil, &Refusal{Code: ReasonNotAuthorized, Reason: "will_not_allowed", TokenID: joinIDs(s.TokenIDs())}
+	}
+	return s, nil
+}
+
+// janitor forgets expired revocations and cached answers.
+func (a *Authority) janitor() {
+	defer a.done.Done()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			a.cache.Prune()
+			a.cache.PurgeExpired()
+		}
+	}
+}
