@@ -21,10 +21,10 @@ start)
   rm -rf "$dir"; mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   as_pg "$bin/initdb -D $dir/data -U tokenmq --auth=trust -E UTF8 >$dir/initdb.log 2>&1"
-  # A random high port; if it is taken the server fails to start: try another.
+  # A random port below the ephemeral range (32768+, where 127.0.0.1:0 listeners land); if it is taken the server fails to start: try another.
   started=
   for _ in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % 12000))
     if as_pg "$bin/pg_ctl -D $dir/data -l $dir/server.log -o \"-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300\" -w -t 30 start >/dev/null"; then
       started=1; break
     fi
