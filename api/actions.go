@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenmq/tokenmq/acl"
 	"github.com/tokenmq/tokenmq/token"
+	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
 // DefaultPageSize is the ListTokens page size when PageSize is not given.
@@ -29,9 +30,13 @@ func (h *Handler) applyToken(ctx context.Context, c *call) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
+	var clientIDs []string
+	if s, ok := c.ps.get("ClientId"); ok {
+		clientIDs = strings.Split(s, ",")
+	}
 	tok, _, err := h.svc.Apply(ctx, token.ApplyRequest{
 		InstanceID: inst, AccessKeyID: c.key.ID, Name: c.ps.value("Name"),
-		Resources: strings.Split(v[0], ","), Actions: acts, ExpireTime: time.UnixMilli(expMs),
+		Resources: strings.Split(v[0], ","), ClientIDs: clientIDs, Actions: acts, ExpireTime: time.UnixMilli(expMs),
 	})
 	if err != nil {
 		return nil, h.serviceError("ApplyToken", err)
@@ -68,7 +73,7 @@ func (h *Handler) queryToken(ctx context.Context, c *call) (any, *Error) {
 	return QueryTokenResponse{
 		RequestId: c.requestID, TokenStatus: true, TokenId: rec.ID.String(),
 		Actions: rec.Actions.String(), Resources: strings.Join(rec.Resources, ","),
-		ExpireTime: rec.ExpireTime.UnixMilli(), AccessKeyId: rec.AccessKeyID,
+		ExpireTime: rec.ExpireTime.UnixMilli(), AccessKeyId: rec.AccessKeyID, ClientId: strings.Join(rec.ClientIDs, ","),
 	}, nil
 }
 
@@ -104,7 +109,7 @@ func (h *Handler) listTokens(ctx context.Context, c *call) (any, *Error) {
 	for i, r := range recs {
 		out.Tokens[i] = TokenInfo{
 			TokenId: r.ID.String(), Name: displayName(r), Actions: r.Actions.String(),
-			Resources: strings.Join(r.Resources, ","), ExpireTime: r.ExpireTime.UnixMilli(),
+			Resources: strings.Join(r.Resources, ","), ClientId: strings.Join(r.ClientIDs, ","), ExpireTime: r.ExpireTime.UnixMilli(),
 			CreateTime: r.CreateTime.UnixMilli(), Revoked: r.Revoked,
 		}
 	}
@@ -162,7 +167,16 @@ func (h *Handler) explainAccess(ctx context.Context, c *call) (any, *Error) {
 		out.Reason = fmt.Sprintf("the token's Actions (%s) do not include %s (%s)", rec.Actions, action, need)
 		return out, nil
 	}
-	a, err := acl.Compile(rec.Resources)
+	resources := rec.Resources
+	if clientID, ok := c.ps.get("ClientId"); ok {
+		if !token.ClientAllowed(rec.ClientIDs, clientID) {
+			out.Reason = fmt.Sprintf("the token is bound to other client IDs (%s): a connection with client ID %q is refused (0x85)",
+				strings.Join(rec.ClientIDs, ", "), clip(clientID, 64))
+			return out, nil
+		}
+		resources = tokenauth.ExpandResources(resources, clientID) // as the broker does for that connection
+	}
+	a, err := acl.Compile(resources)
 	if err != nil {
 		return nil, h.serviceError("ExplainAccess", err)
 	}

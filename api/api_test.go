@@ -399,20 +399,26 @@ func TestExplainAccess(t *testing.T) {
 	q, _ := c.QueryToken(ctx, "inst-a", tok)
 	revoked := hs.apply("inst-a", "dev/#", "R,W", time.Hour)
 	c.RevokeToken(ctx, "inst-a", revoked)
+	bound := hs.apply("inst-a", "devices/${clientid}/#", "R,W", time.Hour, "ClientId", "pump-*")
 	for _, tc := range []struct {
 		tokenOrID, topic, action string
 		allowed                  bool
 		resource, reason         string
+		clientID                 string
 	}{
-		{tok, "dev/7/up", "subscribe", true, "dev/+/up", "contains"},
-		{q.TokenId, "dev/+/up", "subscribe", true, "dev/+/up", "contains"},
-		{tok, "dev/#", "subscribe", false, "dev/+/up", "level 2"},
-		{tok, "cmd/x", "publish", false, "", "Actions (R) do not include publish (W)"},
-		{revoked, "dev/x", "subscribe", false, "", "the token is revoked"},
-		{"garbage", "dev/x", "subscribe", false, "", "not a token of this instance"},
-		{strings.Repeat("0", 32), "dev/x", "subscribe", false, "", "not a token of this instance"},
+		{tok, "dev/7/up", "subscribe", true, "dev/+/up", "contains", ""},
+		{q.TokenId, "dev/+/up", "subscribe", true, "dev/+/up", "contains", ""},
+		{tok, "dev/#", "subscribe", false, "dev/+/up", "level 2", ""},
+		{tok, "cmd/x", "publish", false, "", "Actions (R) do not include publish (W)", ""},
+		{revoked, "dev/x", "subscribe", false, "", "the token is revoked", ""},
+		{"garbage", "dev/x", "subscribe", false, "", "not a token of this instance", ""},
+		{strings.Repeat("0", 32), "dev/x", "subscribe", false, "", "not a token of this instance", ""},
+		{bound, "devices/pump-1/up", "publish", true, "devices/pump-1/#", "", "pump-1"},
+		{bound, "devices/pump-2/up", "publish", false, "devices/pump-1/#", "level 2", "pump-1"},
+		{bound, "devices/pump-1/up", "publish", false, "", "bound to other client IDs (pump-*)", "valve-1"},
+		{bound, "devices/${clientid}/x", "subscribe", true, "devices/${clientid}/#", "", ""}, // no client: the placeholder as it is
 	} {
-		got, err := c.ExplainAccess(ctx, "inst-a", tc.tokenOrID, tc.topic, tc.action)
+		got, err := c.ExplainAccess(ctx, "inst-a", tc.tokenOrID, tc.topic, tc.action, tc.clientID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,11 +427,11 @@ func TestExplainAccess(t *testing.T) {
 		}
 	}
 	var apiErr *Error
-	if _, err := c.ExplainAccess(ctx, "inst-a", tok, "x", "delete"); !errors.As(err, &apiErr) || apiErr.Code != "InvalidParameter.Operation" {
+	if _, err := c.ExplainAccess(ctx, "inst-a", tok, "x", "delete", ""); !errors.As(err, &apiErr) || apiErr.Code != "InvalidParameter.Operation" {
 		t.Fatalf("bad action: %v", err)
 	}
 	broker := &Client{Endpoint: hs.srv.URL, AccessKeyID: brokerID, AccessKeySecret: brokerSecret}
-	if _, err := broker.ExplainAccess(ctx, "inst-a", tok, "x", "publish"); !errors.As(err, &apiErr) || apiErr.Code != CodePermission {
+	if _, err := broker.ExplainAccess(ctx, "inst-a", tok, "x", "publish", ""); !errors.As(err, &apiErr) || apiErr.Code != CodePermission {
 		t.Fatalf("broker key: %v", err)
 	}
 }

@@ -37,7 +37,8 @@ type ApplyTokenRequest struct {
 	Resources  []string
 	Actions    string // R, W or R,W
 	ExpireTime time.Time
-	Name       string // optional
+	Name       string   // optional
+	ClientIDs  []string // optional: the client IDs (or "prefix*") that may use the token
 }
 
 // ApplyToken issues a token.
@@ -48,6 +49,9 @@ func (c *Client) ApplyToken(ctx context.Context, req ApplyTokenRequest) (*ApplyT
 	}
 	if req.Name != "" {
 		ps["Name"] = req.Name
+	}
+	if req.ClientIDs != nil {
+		ps["ClientId"] = strings.Join(req.ClientIDs, ",")
 	}
 	var out ApplyTokenResponse
 	return &out, c.Call(ctx, "ApplyToken", ps, &out)
@@ -79,9 +83,13 @@ func (c *Client) ListTokens(ctx context.Context, instanceID string, pageSize int
 }
 
 // ExplainAccess asks whether a token (or token ID) may publish or subscribe
-// to topic; operation is "publish" or "subscribe".
-func (c *Client) ExplainAccess(ctx context.Context, instanceID, tokenOrID, topic, operation string) (*ExplainAccessResponse, error) {
+// to topic; operation is "publish" or "subscribe"; clientID, if not empty,
+// explains it for a connection with that client ID.
+func (c *Client) ExplainAccess(ctx context.Context, instanceID, tokenOrID, topic, operation, clientID string) (*ExplainAccessResponse, error) {
 	ps := map[string]string{"InstanceId": instanceID, "Topic": topic, "Operation": operation}
+	if clientID != "" {
+		ps["ClientId"] = clientID
+	}
 	if _, err := token.ParseID(tokenOrID); err == nil {
 		ps["TokenId"] = tokenOrID
 	} else {
@@ -113,6 +121,9 @@ func (c *Client) Validate(ctx context.Context, instanceID, tok string) (token.Gr
 		return token.Grant{}, errors.New("QueryToken answered no Resources: is the service tokenmq?")
 	}
 	g.Resources = strings.Split(q.Resources, ",")
+	if q.ClientId != "" {
+		g.ClientIDs = strings.Split(q.ClientId, ",")
+	}
 	return g, nil
 }
 

@@ -92,7 +92,7 @@ func (e *EMQXAuth) decide(ctx context.Context, req EMQXRequest) (EMQXResponse, e
 	if err != nil {
 		return emqxDeny, nil
 	}
-	hs, ref := tokenauth.Authenticate(ctx, e.lookup, e.instanceID, creds)
+	hs, ref := tokenauth.Authenticate(ctx, e.lookup, e.instanceID, req.ClientID, creds)
 	switch {
 	case ref != nil && ref.Code == tokenauth.ReasonUnavailable:
 		return EMQXResponse{}, ref.Err
@@ -102,10 +102,10 @@ func (e *EMQXAuth) decide(ctx context.Context, req EMQXRequest) (EMQXResponse, e
 	var write, read []string
 	for _, h := range hs {
 		if h.Type.Covers(token.ActionWrite) {
-			write = append(write, h.Grant.Resources...)
+			write = append(write, h.Resources()...) // ${clientid} expanded for req.ClientID
 		}
 		if h.Type.Covers(token.ActionRead) {
-			read = append(read, h.Grant.Resources...)
+			read = append(read, h.Resources()...)
 		}
 	}
 	return EMQXResponse{Result: "allow", ExpireAt: tokenauth.Expiry(hs).Unix(), ACL: EMQXACL(write, read)}, nil
@@ -122,6 +122,7 @@ func (e *EMQXAuth) decide(ctx context.Context, req EMQXRequest) (EMQXResponse, e
 // through to other authorizers. EMQX's own "#" does not match '$' topics:
 // set authorization.no_match = deny in EMQX as well.
 func EMQXACL(write, read []string) []EMQXRule {
+	write, read = emqxReadable(write), emqxReadable(read)
 	var rules []EMQXRule
 	for _, f := range dedupe(write) {
 		rules = append(rules, EMQXRule{"allow", "publish", f})
@@ -157,6 +158,19 @@ func EMQXACL(write, read []string) []EMQXRule {
 	rules = append(rules, denies...)
 	rules = append(rules, allows...)
 	return append(rules, EMQXRule{"deny", "all", "#"})
+}
+
+// emqxReadable leaves out the resources EMQX would read as something else:
+// a "${…}" placeholder (EMQX fills in its own) or an "eq " prefix (EMQX's
+// exact-match marker). Left out, they allow less, never more.
+func emqxReadable(fs []string) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if !strings.Contains(f, "${") && !strings.HasPrefix(f, "eq ") {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func dedupe(fs []string) []string {

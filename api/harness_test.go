@@ -126,12 +126,16 @@ func (hs *harness) call(action string, extra map[string]string) (int, map[string
 }
 
 // apply issues a token through the API and returns it.
-func (hs *harness) apply(inst, resources, actions string, ttl time.Duration) string {
+func (hs *harness) apply(inst, resources, actions string, ttl time.Duration, extra ...string) string {
 	hs.t.Helper()
-	status, body := hs.call("ApplyToken", map[string]string{
+	ps := map[string]string{
 		"InstanceId": inst, "Resources": resources, "Actions": actions,
 		"ExpireTime": fmt.Sprint(hs.clock.Now().Add(ttl).UnixMilli()),
-	})
+	}
+	for i := 0; i+1 < len(extra); i += 2 { // more parameters, as name, value pairs
+		ps[extra[i]] = extra[i+1]
+	}
+	status, body := hs.call("ApplyToken", ps)
 	if status != http.StatusOK {
 		hs.t.Fatalf("ApplyToken: %d %v", status, body)
 	}

@@ -18,6 +18,7 @@ type QueryTokenResponse struct {
 	Resources   string `json:",omitempty"`
 	ExpireTime  int64  `json:",omitempty"` // Unix ms
 	AccessKeyId string `json:",omitempty"`
+	ClientId    string `json:",omitempty"` // comma-separated, as stored; absent: any client ID
 }
 
 // RevokeTokenResponse is the body of a successful RevokeToken.
@@ -31,6 +32,7 @@ type TokenInfo struct {
 	Name       string
 	Actions    string
 	Resources  string // comma-separated, as stored
+	ClientId   string `json:",omitempty"` // comma-separated, as stored; absent: any client ID
 	ExpireTime int64  // Unix ms
 	CreateTime int64  // Unix ms
 	Revoked    bool

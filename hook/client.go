@@ -98,6 +98,8 @@ func mochiCode(c tokenauth.ReasonCode) packets.Code {
 		return packets.ErrBadUsernameOrPassword
 	case tokenauth.ReasonNotAuthorized:
 		return packets.ErrNotAuthorized
+	case tokenauth.ReasonClientIDNotValid:
+		return packets.ErrClientIdentifierNotValid
 	case tokenauth.ReasonUnavailable:
 		return packets.ErrServerUnavailable
 	case tokenauth.ReasonBadAuthMethod:

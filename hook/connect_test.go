@@ -16,6 +16,7 @@ func TestConnackCodes(t *testing.T) {
 	r := newRig(t, nil)
 	rw := r.apply(token.ActionReadWrite, time.Hour, "dev/#")
 	ro := r.apply(token.ActionRead, time.Hour, "dev/#")
+	bound := r.applyBound([]string{"owner"}, token.ActionReadWrite, time.Hour, "dev/#")
 	revoked := r.apply(token.ActionReadWrite, time.Hour, "dev/#")
 	r.revoke(revoked)
 	apsara := "Token|AK1|" + inst
@@ -31,6 +32,7 @@ func TestConnackCodes(t *testing.T) {
 		{"wrong instance", func(v byte) packets.Packet { return connectPacket(v, "Token|AK1|inst-b", "RW|"+rw) }, 0x87, 0x05, false},
 		{"wrong access key", func(v byte) packets.Packet { return connectPacket(v, "Token|AK9|"+inst, "RW|"+rw) }, 0x87, 0x05, false},
 		{"type not covered", func(v byte) packets.Packet { return connectPacket(v, apsara, "W|"+ro) }, 0x87, 0x05, false},
+		{"token bound to another client ID", func(v byte) packets.Packet { return connectPacket(v, "d", bound) }, 0x85, 0x02, false},
 		{"will outside W", func(v byte) packets.Packet {
 			pk := connectPacket(v, "d", rw)
 			pk.Connect.WillFlag, pk.Connect.WillTopic = true, "elsewhere"

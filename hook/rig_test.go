@@ -187,8 +187,14 @@ func newRig(t testing.TB, edit func(*tokenauth.Config, *Config)) *rig {
 
 func (r *rig) apply(actions token.Actions, ttl time.Duration, resources ...string) string {
 	r.t.Helper()
+	return r.applyBound(nil, actions, ttl, resources...)
+}
+
+// applyBound issues a token bound to client IDs.
+func (r *rig) applyBound(clientIDs []string, actions token.Actions, ttl time.Duration, resources ...string) string {
+	r.t.Helper()
 	tok, _, err := r.ts.Apply(context.Background(), token.ApplyRequest{InstanceID: inst, AccessKeyID: "AK1",
-		Resources: resources, Actions: actions, ExpireTime: r.ts.Clock.Now().Add(ttl)})
+		Resources: resources, ClientIDs: clientIDs, Actions: actions, ExpireTime: r.ts.Clock.Now().Add(ttl)})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ type Grant struct {
 	AccessKeyID string
 	Actions     Actions
 	Resources   []string
+	ClientIDs   []string // client IDs (or "prefix*") that may use it; none: any (see ClientAllowed)
 	ExpireTime  time.Time
 }
 
@@ -27,7 +28,7 @@ func (s *Service) Validate(ctx context.Context, instanceID, tok string) (Grant, 
 	}
 	return Grant{
 		TokenID: rec.ID, InstanceID: rec.InstanceID, AccessKeyID: rec.AccessKeyID,
-		Actions: rec.Actions, Resources: rec.Resources, ExpireTime: rec.ExpireTime,
+		Actions: rec.Actions, Resources: rec.Resources, ClientIDs: rec.ClientIDs, ExpireTime: rec.ExpireTime,
 	}, nil
 }
 

@@ -138,6 +138,7 @@ type ApplyRequest struct {
 	AccessKeyID string // the caller, recorded in the token
 	Name        string // optional
 	Resources   []string
+	ClientIDs   []string // optional client binding (NormalizeClientIDs); nil: any client ID
 	Actions     Actions
 	ExpireTime  time.Time
 }
@@ -151,6 +152,12 @@ func (s *Service) Apply(ctx context.Context, req ApplyRequest) (string, *Record,
 	resources, err := NormalizeResources(req.Resources)
 	if err != nil {
 		return "", nil, err
+	}
+	var clientIDs []string
+	if req.ClientIDs != nil {
+		if clientIDs, err = NormalizeClientIDs(req.ClientIDs); err != nil {
+			return "", nil, err
+		}
 	}
 	if req.Actions.String() == "" {
 		return "", nil, paramErrorf("Actions", "use R, W or R,W")
@@ -173,7 +180,7 @@ func (s *Service) Apply(ctx context.Context, req ApplyRequest) (string, *Record,
 	}
 	rec := &Record{
 		ID: id, KeyID: s.keys.CurrentKeyID(), InstanceID: req.InstanceID, AccessKeyID: req.AccessKeyID,
-		Name: req.Name, Actions: req.Actions, Resources: resources,
+		Name: req.Name, Actions: req.Actions, Resources: resources, ClientIDs: clientIDs,
 		ExpireTime: exp, CreateTime: now, ModifyTime: now,
 	}
 	if err := s.store.Create(ctx, rec); err != nil {

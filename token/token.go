@@ -106,6 +106,7 @@ type Record struct {
 	Name        string
 	Actions     Actions
 	Resources   []string // valid topic filters, sorted, de-duplicated
+	ClientIDs   []string // client IDs (or "prefix*") that may use the token, sorted; none: any
 	ExpireTime  time.Time
 	CreateTime  time.Time
 	ModifyTime  time.Time

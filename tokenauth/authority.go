@@ -192,7 +192,7 @@ func (a *Authority) connect(req ConnectRequest, client Client) (*Session, *Refus
 	if err != nil {
 		return nil, &Refusal{Code: ReasonBadCredentials, Reason: "malformed_credentials", Err: err}
 	}
-	hs, ref := Authenticate(context.Background(), a.cache, a.cfg.InstanceID, creds) // a miss's call is bounded by QueryTimeout
+	hs, ref := Authenticate(context.Background(), a.cache, a.cfg.InstanceID, req.ClientID, creds) // a miss's call is bounded by QueryTimeout
 	if ref != nil {
 		return nil, ref
 	}

@@ -70,11 +70,41 @@ func (c *CacheConfig) setDefaults() {
 // cached answer.
 type Grant struct {
 	token.Grant
-	acl *acl.ACL
+	acl       *acl.ACL
+	templated bool // a resource has a ${clientid} level: compiled per connection
 }
 
-// ACL returns the token's resources, compiled.
+// newGrant compiles a valid token's resources. An invalid resource is an
+// error: the service handed out what it should have refused.
+func newGrant(g token.Grant) (*Grant, error) {
+	compiled, err := acl.Compile(g.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", ErrUnavailable, g.TokenID, err)
+	}
+	out := &Grant{Grant: g, acl: compiled}
+	for _, r := range g.Resources {
+		out.templated = out.templated || hasPlaceholder(r)
+	}
+	return out, nil
+}
+
+// ACL returns the token's resources, compiled as they are (a ${clientid}
+// level taken literally).
 func (g *Grant) ACL() *acl.ACL { return g.acl }
+
+// ACLFor returns the token's resources for a connection of client clientID:
+// ${clientid} levels expanded (ExpandResources). Tokens without the
+// placeholder share one compiled ACL.
+func (g *Grant) ACLFor(clientID string) *acl.ACL {
+	if !g.templated {
+		return g.acl
+	}
+	a, err := acl.Compile(ExpandResources(g.Resources, clientID))
+	if err != nil { // ExpandResources keeps only valid filters; fail closed anyway
+		return nil
+	}
+	return a
+}
 
 // cacheKey is the SHA-256 of a token: the cache never holds tokens.
 type cacheKey [sha256.Size]byte
@@ -261,15 +291,15 @@ func (c *Cache) call(tok string) (*cacheEntry, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	c.observe("valid", took)
-	compiled, err := acl.Compile(g.Resources)
-	if err != nil { // the service handed out a resource it should have refused
-		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", ErrUnavailable, g.TokenID, err)
+	compiled, err := newGrant(g)
+	if err != nil {
+		return nil, err
 	}
 	fresh := now.Add(c.cfg.PositiveTTL)
 	if g.ExpireTime.Before(fresh) {
 		fresh = g.ExpireTime
 	}
-	return &cacheEntry{g: &Grant{Grant: g, acl: compiled}, fetched: now, fresh: fresh}, nil
+	return &cacheEntry{g: compiled, fetched: now, fresh: fresh}, nil
 }
 
 // MarkRevoked records a revocation heard from the feed: the token is refused

@@ -9,6 +9,7 @@ type ReasonCode byte
 const (
 	ReasonNotAuthorized        ReasonCode = 0x87 // valid token, but not for this (wrong instance, key or type; a Will outside W)
 	ReasonBadCredentials       ReasonCode = 0x86 // no, malformed, unknown, forged, expired or revoked token
+	ReasonClientIDNotValid     ReasonCode = 0x85 // a valid token bound to other client IDs
 	ReasonUnavailable          ReasonCode = 0x88 // the token service could not answer
 	ReasonBadAuthMethod        ReasonCode = 0x8C // an MQTT 5 Authentication Method other than AuthMethod
 	ReasonAdministrativeAction ReasonCode = 0x98 // disconnect: the token was revoked
@@ -16,11 +17,14 @@ const (
 )
 
 // V3 maps a CONNACK reason to the MQTT 3.1.1 return code SPEC §3.1 gives:
-// 0x86 → 0x04, 0x87 → 0x05, anything else → 0x03 (server unavailable).
+// 0x86 → 0x04, 0x87 → 0x05, 0x85 → 0x02, anything else → 0x03 (server
+// unavailable).
 func (c ReasonCode) V3() byte {
 	switch c {
 	case ReasonBadCredentials:
 		return 0x04
+	case ReasonClientIDNotValid:
+		return 0x02
 	case ReasonNotAuthorized:
 		return 0x05
 	}

@@ -21,6 +21,9 @@ var (
 	// ErrGrantType means a valid token's Actions do not cover the type it is
 	// given as (an R token given as W).
 	ErrGrantType = errors.New("token actions do not cover its type")
+	// ErrGrantClientID means a valid token is bound to other client IDs
+	// (SPEC §3.7): CONNACK 0x85 / 0x02.
+	ErrGrantClientID = errors.New("token bound to other client IDs")
 
 	// ErrBadUpload means a $SYS/uploadToken payload is not
 	// {"token":"…","type":"R|W|RW"} (key "Token" also accepted).

@@ -163,8 +163,14 @@ func newFixture(t *testing.T, edit func(*Config)) *fixture {
 // apply issues a token of testInstance from access key AK1.
 func (f *fixture) apply(actions token.Actions, ttl time.Duration, resources ...string) (string, *token.Record) {
 	f.t.Helper()
+	return f.applyBound(nil, actions, ttl, resources...)
+}
+
+// applyBound issues a token bound to client IDs.
+func (f *fixture) applyBound(clientIDs []string, actions token.Actions, ttl time.Duration, resources ...string) (string, *token.Record) {
+	f.t.Helper()
 	tok, rec, err := f.ts.Apply(context.Background(), token.ApplyRequest{InstanceID: testInstance, AccessKeyID: "AK1",
-		Resources: resources, Actions: actions, ExpireTime: f.ts.Clock.Now().Add(ttl)})
+		Resources: resources, ClientIDs: clientIDs, Actions: actions, ExpireTime: f.ts.Clock.Now().Add(ttl)})
 	if err != nil {
 		f.t.Fatal(err)
 	}

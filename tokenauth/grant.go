@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenmq/tokenmq/acl"
 	"github.com/tokenmq/tokenmq/token"
 )
 
@@ -51,11 +50,7 @@ func (d direct) Lookup(ctx context.Context, tok string) (*Grant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	compiled, err := acl.Compile(g.Resources)
-	if err != nil {
-		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", ErrUnavailable, g.TokenID, err)
-	}
-	return &Grant{Grant: g, acl: compiled}, nil
+	return newGrant(g)
 }
 
 // Authenticate checks parsed CONNECT credentials against SPEC §3.1: every
@@ -63,7 +58,7 @@ func (d direct) Lookup(ctx context.Context, tok string) (*Grant, error) {
 // username's AccessKeyId, and covering the type it is given as (in the
 // plain form, the token's own Actions). It returns the tokens with their
 // types, or why the CONNECT must be refused.
-func Authenticate(ctx context.Context, l Lookup, instanceID string, creds Credentials) ([]Held, *Refusal) {
+func Authenticate(ctx context.Context, l Lookup, instanceID, clientID string, creds Credentials) ([]Held, *Refusal) {
 	if creds.Form == FormApsara && creds.InstanceID != instanceID {
 		return nil, &Refusal{Code: ReasonNotAuthorized, Reason: "wrong_instance"}
 	}
@@ -82,25 +77,32 @@ func Authenticate(ctx context.Context, l Lookup, instanceID string, creds Creden
 		if creds.Form == FormPlain {
 			typ = g.Actions
 		}
-		if err := CheckGrant(creds, instanceID, g.Grant, typ); err != nil {
-			return nil, &Refusal{Code: ReasonNotAuthorized, Reason: grantReason(err), Err: err, TokenID: g.TokenID.String()}
+		if err := CheckGrant(creds, instanceID, clientID, g.Grant, typ); err != nil {
+			code := ReasonNotAuthorized
+			if err == ErrGrantClientID {
+				code = ReasonClientIDNotValid
+			}
+			return nil, &Refusal{Code: code, Reason: grantReason(err), Err: err, TokenID: g.TokenID.String()}
 		}
-		hs = append(hs, Held{Grant: g, Type: typ})
+		hs = append(hs, Held{Grant: g, Type: typ, ACL: g.ACLFor(clientID)})
 	}
 	return hs, nil
 }
 
-// CheckGrant applies SPEC §3.1's rules to one valid token of a CONNECT,
-// given as typ: it must be of this instance, issued by the username's
-// AccessKeyId (ApsaraMQ form), and its Actions must cover typ. A non-nil
-// error (ErrGrantInstance, ErrGrantAccessKey, ErrGrantType) is "not
-// authorized" (0x87) and says which rule failed.
-func CheckGrant(creds Credentials, instanceID string, g token.Grant, typ token.Actions) error {
+// CheckGrant applies SPEC §3.1's rules to one valid token of a CONNECT by
+// client clientID, given as typ: it must be of this instance, issued by the
+// username's AccessKeyId (ApsaraMQ form), bound to clientID if it is bound
+// at all (§3.7), and its Actions must cover typ. A non-nil error says which
+// rule failed: ErrGrantClientID is 0x85, ErrGrantInstance, ErrGrantAccessKey
+// and ErrGrantType are "not authorized" (0x87).
+func CheckGrant(creds Credentials, instanceID, clientID string, g token.Grant, typ token.Actions) error {
 	switch {
 	case g.InstanceID != instanceID:
 		return ErrGrantInstance
 	case creds.Form == FormApsara && g.AccessKeyID != creds.AccessKeyID:
 		return ErrGrantAccessKey
+	case !token.ClientAllowed(g.ClientIDs, clientID):
+		return ErrGrantClientID
 	case !g.Actions.Covers(typ):
 		return ErrGrantType
 	}
@@ -114,6 +116,8 @@ func grantReason(err error) string {
 		return "wrong_instance"
 	case ErrGrantAccessKey:
 		return "wrong_access_key"
+	case ErrGrantClientID:
+		return "client_id_not_allowed"
 	}
 	return "type_not_covered"
 }

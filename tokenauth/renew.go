@@ -56,7 +56,7 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 	if err == nil && typ == 0 {
 		typ = g.Actions
 	}
-	if err != nil || CheckGrant(Credentials{Form: s.form, AccessKeyID: s.accessKeyID}, s.a.cfg.InstanceID, g.Grant, typ) != nil {
+	if err != nil || CheckGrant(Credentials{Form: s.form, AccessKeyID: s.accessKeyID}, s.a.cfg.InstanceID, s.clientID, g.Grant, typ) != nil {
 		return RenewInvalid
 	}
 
@@ -77,7 +77,7 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 			stopTimer(hd.expire)
 		}
 	}
-	nh := &held{Held: Held{Grant: g, Type: typ}}
+	nh := &held{Held: Held{Grant: g, Type: typ, ACL: g.ACLFor(s.clientID)}}
 	s.held = append(kept, nh)
 	s.armTimersLocked(nh)
 	r := RightsOf(s.heldsLocked())

@@ -18,11 +18,23 @@ type Rights struct {
 // NoRights allows nothing: a connection that is being kicked has these.
 var NoRights = &Rights{}
 
-// Held is a valid token a connection relies on, and the type (R, W or RW)
-// it is given as.
+// Held is a valid token a connection relies on, the type (R, W or RW) it
+// is given as, and its resources for this connection (${clientid}
+// expanded: Grant.ACLFor).
 type Held struct {
 	Grant *Grant
 	Type  token.Actions
+	ACL   *acl.ACL // nil: the grant's own
+}
+
+// Resources returns the token's resources for this connection.
+func (h Held) Resources() []string { return h.acl().Filters() }
+
+func (h Held) acl() *acl.ACL {
+	if h.ACL != nil {
+		return h.ACL
+	}
+	return h.Grant.acl
 }
 
 // RightsOf unions the resources of the held tokens by type. A single
@@ -32,21 +44,21 @@ func RightsOf(hs []Held) *Rights {
 }
 
 func unionACL(hs []Held, typ token.Actions) *acl.ACL {
-	var picked []*Grant
+	var picked []*acl.ACL
 	for _, h := range hs {
 		if h.Type&typ != 0 {
-			picked = append(picked, h.Grant)
+			picked = append(picked, h.acl())
 		}
 	}
 	switch len(picked) {
 	case 0:
 		return nil
 	case 1:
-		return picked[0].acl
+		return picked[0]
 	}
 	var filters []string
-	for _, g := range picked {
-		filters = append(filters, g.Resources...)
+	for _, a := range picked {
+		filters = append(filters, a.Filters()...)
 	}
 	a, err := acl.Compile(filters)
 	if err != nil { // each was compiled before, so this cannot happen; fail closed if it does
@@ -87,4 +99,51 @@ func (r *Rights) Readable(f string) bool {
 func ReservedTopic(t string) bool {
 	first, _, _ := strings.Cut(t, "/")
 	return strings.EqualFold(first, "$SYS") || strings.EqualFold(first, "$share")
+}
+
+// ExpandResources puts clientID in place of every "${clientid}" level of
+// the resources (SPEC §3.7). A client ID that cannot stand as one topic
+// level (empty, with '/', '+', '#' or NUL, or starting with '$') gets
+// nothing from such a resource: it is dropped. Resources without the
+// placeholder are returned as they are.
+func ExpandResources(resources []string, clientID string) []string {
+	out := make([]string, 0, len(resources))
+	usable := expandable(clientID)
+	for _, r := range resources {
+		if !hasPlaceholder(r) {
+			out = append(out, r)
+			continue
+		}
+		if !usable {
+			continue
+		}
+		levels := strings.Split(r, "/")
+		for i, l := range levels {
+			if l == token.PlaceholderClientID {
+				levels[i] = clientID
+			}
+		}
+		if e := strings.Join(levels, "/"); acl.ValidateFilter(e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// hasPlaceholder reports a "${clientid}" level in filter f.
+func hasPlaceholder(f string) bool {
+	if !strings.Contains(f, token.PlaceholderClientID) {
+		return false
+	}
+	for level := range strings.SplitSeq(f, "/") {
+		if level == token.PlaceholderClientID {
+			return true
+		}
+	}
+	return false
+}
+
+// expandable reports whether a client ID can stand as one topic level.
+func expandable(clientID string) bool {
+	return clientID != "" && clientID[0] != '$' && !strings.ContainsAny(clientID, "/+#\x00")
 }

@@ -23,9 +23,9 @@ func grantOf(t *testing.T, actions token.Actions, resources ...string) *Grant {
 // delivery by matching; several tokens unite.
 func TestRights(t *testing.T) {
 	r := RightsOf([]Held{
-		{grantOf(t, token.ActionReadWrite, "a/+", "$data/#"), token.ActionRead},
-		{grantOf(t, token.ActionReadWrite, "a/b/#"), token.ActionRead},
-		{grantOf(t, token.ActionWrite, "w/#", "#"), token.ActionWrite},
+		{Grant: grantOf(t, token.ActionReadWrite, "a/+", "$data/#"), Type: token.ActionRead},
+		{Grant: grantOf(t, token.ActionReadWrite, "a/b/#"), Type: token.ActionRead},
+		{Grant: grantOf(t, token.ActionWrite, "w/#", "#"), Type: token.ActionWrite},
 	})
 	for _, tc := range []struct {
 		f         string
@@ -101,7 +101,7 @@ func TestCheckGrant(t *testing.T) {
 		{"plain ignores the key", Credentials{Form: FormPlain}, "i", token.ActionRead, nil},
 		{"type", aps, "i", token.ActionWrite, ErrGrantType},
 	} {
-		if err := CheckGrant(tc.creds, tc.inst, g, tc.typ); err != tc.want {
+		if err := CheckGrant(tc.creds, tc.inst, "dev-1", g, tc.typ); err != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}

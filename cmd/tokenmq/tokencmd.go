@@ -69,12 +69,12 @@ type tokenSubcommand struct {
 }
 
 var tokenSubcommands = map[string]tokenSubcommand{
-	"apply":   {"tokenmq token apply --resources 'a/+,b/#' --actions R,W --ttl 1h [--name NAME]", 0, applyFlags},
+	"apply":   {"tokenmq token apply --resources 'a/+,b/#' --actions R,W --ttl 1h [--name NAME] [--client-id 'dev-1,GID_pump*']", 0, applyFlags},
 	"query":   {"tokenmq token query TOKEN", 1, queryFlags},
 	"revoke":  {"tokenmq token revoke TOKEN", 1, revokeFlags},
 	"get":     {"tokenmq token get [--display] TOKEN_ID", 1, getFlags},
 	"list":    {"tokenmq token list [--page-size N] [--next-token T] [--all]", 0, listFlags},
-	"explain": {"tokenmq token explain TOKEN|TOKEN_ID --topic TOPIC --operation publish|subscribe", 1, explainFlags},
+	"explain": {"tokenmq token explain TOKEN|TOKEN_ID --topic TOPIC --operation publish|subscribe [--client-id ID]", 1, explainFlags},
 	"sign":    {"tokenmq token sign ACTION [Name=Value ...]  (prints a signed GET URL, for curl)", -1, signFlags},
 }
 
@@ -147,14 +147,19 @@ func applyFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlag
 	actions := fs.String("actions", "", "R (subscribe), W (publish) or R,W")
 	ttl := fs.Duration("ttl", time.Hour, "validity (at least 1m, at most 720h)")
 	name := fs.String("name", "", "optional token `name`")
+	clientIDs := fs.String("client-id", "", "comma-separated client `IDs` that may use the token, each exact or a prefix ending in * (default: any)")
 	return func(ctx context.Context, c *api.Client, cf *clientFlags, _ []string, w io.Writer) (int, error) {
 		if *resources == "" || *actions == "" {
 			return exitUsage, errors.New("--resources and --actions are required")
 		}
-		resp, err := c.ApplyToken(ctx, api.ApplyTokenRequest{
+		req := api.ApplyTokenRequest{
 			InstanceID: cf.instanceID, Resources: strings.Split(*resources, ","), Actions: *actions,
 			ExpireTime: time.Now().Add(*ttl), Name: *name,
-		})
+		}
+		if *clientIDs != "" {
+			req.ClientIDs = strings.Split(*clientIDs, ",")
+		}
+		resp, err := c.ApplyToken(ctx, req)
 		if err != nil {
 			return exitFailure, err
 		}
@@ -189,6 +194,9 @@ func queryFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlag
 		fmt.Fprintf(tw, "token id:\t%s\n", resp.TokenId)
 		fmt.Fprintf(tw, "actions:\t%s\n", resp.Actions)
 		fmt.Fprintf(tw, "resources:\t%s\n", strings.ReplaceAll(resp.Resources, ",", ", "))
+		if resp.ClientId != "" {
+			fmt.Fprintf(tw, "client ids:\t%s\n", strings.ReplaceAll(resp.ClientId, ",", ", "))
+		}
 		fmt.Fprintf(tw, "expires:\t%s (in %s)\n", exp.UTC().Format(time.RFC3339), time.Until(exp).Round(time.Second))
 		fmt.Fprintf(tw, "issued by:\t%s\n", resp.AccessKeyId)
 		return code, tw.Flush()
@@ -293,11 +301,12 @@ func listFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlags
 func explainFlags(fs *flag.FlagSet) func(context.Context, *api.Client, *clientFlags, []string, io.Writer) (int, error) {
 	topic := fs.String("topic", "", "the topic (publish) or topic filter (subscribe)")
 	op := fs.String("operation", "subscribe", "publish or subscribe")
+	clientID := fs.String("client-id", "", "explain for a connection with this client `ID` (its ClientId binding and ${clientid} resources)")
 	return func(ctx context.Context, c *api.Client, cf *clientFlags, args []string, w io.Writer) (int, error) {
 		if *topic == "" {
 			return exitUsage, errors.New("--topic is required")
 		}
-		resp, err := c.ExplainAccess(ctx, cf.instanceID, args[0], *topic, *op)
+		resp, err := c.ExplainAccess(ctx, cf.instanceID, args[0], *topic, *op, *clientID)
 		if err != nil {
 			return exitFailure, err
 		}

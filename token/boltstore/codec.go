@@ -15,15 +15,21 @@ import (
 //	| expire, create, modify, revoke time (4 x int64 ms) | revoke seq (uint64)
 //	| instance, access key, name (uvarint length + bytes each)
 //	| resource count (uvarint) | resources (uvarint length + bytes each)
+//	| client ID count (uvarint) | client IDs (uvarint length + bytes each)   (version 2)
 //
-// Decoding copies the value once into a string and slices every field out
-// of it: three allocations for a token with 100 resources.
-const recordVersion = 1
+// Version 1 records (written before client binding) have no client IDs and
+// are still read. Decoding copies the value once into a string and slices
+// every field out of it: three allocations for a token with 100 resources.
+const recordVersion = 2
 
 func encodeRecord(r *token.Record) ([]byte, error) {
 	n := 1 + 4 + 2 + 4*8 + 8 + 3*binary.MaxVarintLen16 + len(r.InstanceID) + len(r.AccessKeyID) + len(r.Name) + binary.MaxVarintLen32
 	for _, res := range r.Resources {
 		n += binary.MaxVarintLen32 + len(res)
+	}
+	n += binary.MaxVarintLen32
+	for _, id := range r.ClientIDs {
+		n += binary.MaxVarintLen32 + len(id)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, recordVersion)
@@ -45,10 +51,12 @@ func encodeRecord(r *token.Record) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(r.Resources)))
-	for _, res := range r.Resources {
-		b = binary.AppendUvarint(b, uint64(len(res)))
-		b = append(b, res...)
+	for _, list := range [][]string{r.Resources, r.ClientIDs} {
+		b = binary.AppendUvarint(b, uint64(len(list)))
+		for _, s := range list {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
 	}
 	return b, nil
 }
@@ -58,7 +66,7 @@ func decodeRecord(k, v []byte) (*token.Record, error) {
 		return nil, fmt.Errorf("token key of %d bytes", len(k))
 	}
 	const fixed = 1 + 4 + 2 + 5*8
-	if len(v) < fixed || v[0] != recordVersion {
+	if len(v) < fixed || v[0] != 1 && v[0] != recordVersion {
 		return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
 	}
 	s := string(v) // one copy: bbolt's bytes live only as long as the transaction
@@ -90,15 +98,33 @@ func decodeRecord(k, v []byte) (*token.Record, error) {
 	r.InstanceID, ok1 = str()
 	r.AccessKeyID, ok2 = str()
 	r.Name, ok3 = str()
-	count, w := binary.Uvarint(v[pos:])
-	if !ok1 || !ok2 || !ok3 || w <= 0 || count > token.MaxResources {
+	if !ok1 || !ok2 || !ok3 {
 		return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
 	}
-	pos += w
-	r.Resources = make([]string, count)
-	for i := range r.Resources {
-		var ok bool
-		if r.Resources[i], ok = str(); !ok {
+	list := func(most uint64) ([]string, bool) {
+		count, w := binary.Uvarint(v[pos:])
+		if w <= 0 || count > most {
+			return nil, false
+		}
+		pos += w
+		if count == 0 {
+			return nil, true
+		}
+		out := make([]string, count)
+		for i := range out {
+			var ok bool
+			if out[i], ok = str(); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	}
+	var ok bool
+	if r.Resources, ok = list(token.MaxResources); !ok || len(r.Resources) == 0 {
+		return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
+	}
+	if v[0] >= 2 {
+		if r.ClientIDs, ok = list(token.MaxClientIDs); !ok {
 			return nil, fmt.Errorf("token %x: %w", k, errBadRecord)
 		}
 	}

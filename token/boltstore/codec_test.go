@@ -11,7 +11,7 @@ import (
 func sampleRecord() *token.Record {
 	return &token.Record{
 		ID: token.ID{1, 2, 3}, KeyID: 9, InstanceID: "post-cn-1", AccessKeyID: "AK1", Name: "名前",
-		Actions: token.ActionReadWrite, Resources: []string{"a/+", "b/#", "ü/x"},
+		Actions: token.ActionReadWrite, Resources: []string{"a/+", "b/#", "ü/x"}, ClientIDs: []string{"GID_pump@@@*", "dev-1"},
 		ExpireTime: time.UnixMilli(1_900_000_000_123), CreateTime: time.UnixMilli(1_800_000_000_000),
 		ModifyTime: time.UnixMilli(1_800_000_001_000), Revoked: true, RevokeTime: time.UnixMilli(1_800_000_001_000), RevokeSeq: 42,
 	}
@@ -31,6 +31,28 @@ func TestRecordCodecRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, r) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
 		}
+	}
+}
+
+// Records written before client binding (version 1) still read, with no
+// binding.
+func TestRecordCodecReadsVersion1(t *testing.T) {
+	r := sampleRecord()
+	r.ClientIDs = nil
+	b, err := encodeRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append([]byte{1}, b[1:len(b)-1]...) // version 1: no client ID count at the end
+	got, err := decodeRecord(r.ID[:], v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("version 1 record:\n got %+v\nwant %+v", got, r)
+	}
+	if _, err := decodeRecord(r.ID[:], append([]byte{3}, b[1:]...)); err == nil {
+		t.Fatal("an unknown version decoded")
 	}
 }
 

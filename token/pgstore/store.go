@@ -149,7 +149,7 @@ func (s *Store) check(err error) error {
 	return err
 }
 
-const recordColumns = `id, key_id, instance_id, access_key_id, name, actions, resources, expire_ms, create_ms, modify_ms, revoked, revoke_ms, revoke_seq`
+const recordColumns = `id, key_id, instance_id, access_key_id, name, actions, resources, expire_ms, create_ms, modify_ms, revoked, revoke_ms, revoke_seq, client_ids`
 
 func scanRecord(row pgx.Row) (*token.Record, error) {
 	var (
@@ -160,7 +160,7 @@ func scanRecord(row pgx.Row) (*token.Record, error) {
 		exp, ct, mt, rvt, rvs int64
 	)
 	if err := row.Scan(&id, &keyID, &r.InstanceID, &r.AccessKeyID, &r.Name, &actions, &r.Resources,
-		&exp, &ct, &mt, &r.Revoked, &rvt, &rvs); err != nil {
+		&exp, &ct, &mt, &r.Revoked, &rvt, &rvs, &r.ClientIDs); err != nil {
 		return nil, err
 	}
 	if len(id) != token.IDLen {
@@ -173,14 +173,17 @@ func scanRecord(row pgx.Row) (*token.Record, error) {
 	if r.Revoked {
 		r.RevokeTime = time.UnixMilli(rvt)
 	}
+	if len(r.ClientIDs) == 0 {
+		r.ClientIDs = nil
+	}
 	return &r, nil
 }
 
 // Create implements token.Store.
 func (s *Store) Create(ctx context.Context, r *token.Record) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO tokens (`+recordColumns+`, gc_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO tokens (`+recordColumns+`, gc_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
 		r.ID[:], int64(r.KeyID), r.InstanceID, r.AccessKeyID, r.Name, int16(r.Actions), r.Resources,
-		r.ExpireTime.UnixMilli(), r.CreateTime.UnixMilli(), r.ModifyTime.UnixMilli(), r.Revoked, revokeMs(r), int64(r.RevokeSeq),
+		r.ExpireTime.UnixMilli(), r.CreateTime.UnixMilli(), r.ModifyTime.UnixMilli(), r.Revoked, revokeMs(r), int64(r.RevokeSeq), clientIDs(r),
 		r.GCTime().UnixMilli())
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -355,4 +358,12 @@ func (s *Store) listen(ctx context.Context, notify func()) error {
 		}
 		notify()
 	}
+}
+
+// clientIDs is the client binding as a column value: never NULL.
+func clientIDs(r *token.Record) []string {
+	if r.ClientIDs == nil {
+		return []string{}
+	}
+	return r.ClientIDs
 }

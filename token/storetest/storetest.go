@@ -77,6 +77,14 @@ func testCreateGet(t *testing.T, s token.Store) {
 		t.Fatalf("Get: %v", err)
 	}
 	assertSameRecord(t, got, r)
+
+	bound := NewRecord(t, "inst-a", 0, time.Hour) // with a client binding
+	bound.ClientIDs = []string{"GID_pump@@@*", "dev-1"}
+	mustCreate(t, s, bound)
+	if got, err = s.Get(context.Background(), bound.ID); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	assertSameRecord(t, got, bound)
 }
 
 func assertSameRecord(t *testing.T, got, want *token.Record) {
