@@ -20,6 +20,7 @@ import (
 	"github.com/tokenmq/tokenmq/config"
 	"github.com/tokenmq/tokenmq/hook"
 	"github.com/tokenmq/tokenmq/metrics"
+	"github.com/tokenmq/tokenmq/sessionstore"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
 	"github.com/tokenmq/tokenmq/token/pgstore"
@@ -65,6 +66,7 @@ type Server struct {
 	gcDone  chan struct{}
 
 	mqtt      *mqtt.Server
+	state     *sessionstore.Store // the broker's durable state (persistence bolt)
 	auth      *tokenauth.Authority
 	hook      *hook.Hook
 	listeners map[string]*listener // by protocol: tcp, ws, tls
@@ -238,6 +240,12 @@ func (s *Server) startBroker(ctx context.Context) error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.MaxPacketSize
 	caps.MaximumClientWritesPending = b.MaxPendingWrites
+	caps.MaximumSessionExpiryInterval = uint32(b.MaxSessionExpiry / time.Second)
+	// Queued messages live as long as their session, retained ones until
+	// replaced (Mochi's default drops both after a day); MQTT 5 Message
+	// Expiry Intervals still apply.
+	caps.MaximumMessageExpiryInterval = 0
+	caps.MaximumInflight = max(caps.MaximumInflight, uint16(b.MaxQueuedMessages))
 	s.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		ClientNetWriteBufferSize: b.WriteBufferSize,
@@ -260,14 +268,33 @@ func (s *Server) startBroker(ctx context.Context) error {
 		return err
 	}
 	s.auth = auth
+	var restored sessionstore.State
+	if b.Persistence == "bolt" {
+		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		st, err := sessionstore.Open(filepath.Join(s.cfg.DataDir, sessionstore.FileName), 2*time.Second, s.log)
+		if err != nil {
+			return err
+		}
+		s.state = st
+		if restored, err = st.Load(); err != nil {
+			return err
+		}
+	}
 	h, err := hook.New(s.mqtt, auth, hook.Config{
 		DenyDisconnect: b.DenyAction == "disconnect", Logger: s.log,
 		BackpressurePause: b.BackpressurePause, BackpressureMinRate: b.BackpressureMinRate,
+		MaxQueued: b.MaxQueuedMessages, Store: s.state,
 	})
 	if err != nil {
 		return err
 	}
 	s.hook = h
+	if s.state != nil {
+		h.Restore(restored)
+		s.log.Info("broker state read", "sessions", len(restored.Sessions), "messages", len(restored.Messages), "retained", len(restored.Retained))
+	}
 	if err := s.mqtt.AddHook(h, nil); err != nil {
 		return err
 	}
@@ -280,6 +307,12 @@ func (s *Server) startBroker(ctx context.Context) error {
 	s.metrics.GaugeFunc("token_cache_entries", "Answers in the validation cache.", func() float64 { return float64(cache.Len()) })
 	s.metrics.GaugeFunc("connected_clients", "Authenticated MQTT connections.", func() float64 { return float64(h.Sessions()) })
 	s.metrics.CounterFunc("deliveries_dropped_total", "Deliveries dropped because a subscriber's queue was full.", func() float64 { return float64(h.Dropped()) })
+	qstat := statOf(h.QueueStats)
+	s.metrics.CounterFunc("session_messages_queued_total", "QoS 1/2 messages queued for offline persistent sessions.", qstat(func(q hook.QueueStats) int64 { return q.Queued }))
+	s.metrics.CounterFunc("session_messages_dropped_queue_full_total", "QoS 1/2 messages not queued for an offline session: its queue was full (broker.max_queued_messages).", qstat(func(q hook.QueueStats) int64 { return q.DroppedFull }))
+	s.metrics.CounterFunc("session_messages_dropped_on_resume_total", "Queued or in-flight messages discarded at resume: the resuming connection's token does not cover them.", qstat(func(q hook.QueueStats) int64 { return q.DroppedOnResume }))
+	s.metrics.CounterFunc("sessions_expired_total", "Offline persistent sessions discarded at the end of their expiry interval.", qstat(func(q hook.QueueStats) int64 { return q.ExpiredSessions }))
+	s.metrics.GaugeFunc("sessions_offline", "Persistent sessions whose client is offline.", func() float64 { return float64(h.QueueStats().Offline) })
 	var lc net.ListenConfig
 	bind := func(protocol, addr string, wrap func(net.Listener) net.Listener) error {
 		if addr == "" {
@@ -429,6 +462,11 @@ func (s *Server) release(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("mqtt shutdown: %w", ctx.Err()))
+		}
+	}
+	if s.state != nil {
+		if err := s.state.Close(); err != nil { // after Mochi: the last disconnects are written
+			errs = append(errs, fmt.Errorf("closing broker state: %w", err))
 		}
 	}
 	if s.httpSrv != nil {

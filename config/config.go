@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -123,6 +124,18 @@ type Broker struct {
 	// BackpressureMinRate is the drain rate (packets/s) below which a
 	// subscriber slows no publisher: its deliveries are dropped. Default 5000.
 	BackpressureMinRate float64 `yaml:"backpressure_min_rate"`
+	// Persistence is where the broker keeps retained messages, persistent
+	// sessions, their subscriptions and their queued and in-flight messages:
+	// bolt (a file under data_dir, surviving restarts and crashes) or none
+	// (memory only). Default bolt.
+	Persistence string `yaml:"persistence"`
+	// MaxQueuedMessages bounds the QoS 1/2 messages queued for an offline
+	// persistent session; past it new ones are dropped (and counted). Default 1000.
+	MaxQueuedMessages int `yaml:"max_queued_messages"`
+	// MaxSessionExpiry is the longest an offline persistent session is kept
+	// (MQTT 3.1.1 sessions are kept this long; MQTT 5 Session Expiry
+	// Intervals are capped to it). Default 72h.
+	MaxSessionExpiry time.Duration `yaml:"max_session_expiry"`
 	// Cache configures the token validation cache (see tokenauth.CacheConfig
 	// for each key and its default).
 	Cache tokenauth.CacheConfig `yaml:"cache"`
@@ -166,6 +179,7 @@ func Default() Config {
 			ConnectTimeout: 10 * time.Second, AllowPlainToken: true, DenyAction: "ack", ExpireNotice: 5 * time.Minute,
 			MaxPacketSize: 1 << 20, WriteBufferSize: 2048, MaxPendingWrites: 8192,
 			BackpressurePause: 2 * time.Millisecond, BackpressureMinRate: 5000,
+			Persistence: "bolt", MaxQueuedMessages: 1000, MaxSessionExpiry: 72 * time.Hour,
 			Cache: tokenauth.DefaultCacheConfig(),
 		},
 		API: API{
@@ -265,6 +279,15 @@ func (c *Config) Validate() error {
 	}
 	if b.BackpressurePause < 0 || b.BackpressurePause > time.Second || b.BackpressureMinRate < 0 {
 		bad("broker: backpressure_pause must be 0s to 1s, backpressure_min_rate not negative")
+	}
+	if b.Persistence != "bolt" && b.Persistence != "none" {
+		bad("broker.persistence %q: want bolt or none", b.Persistence)
+	}
+	if b.MaxQueuedMessages < 1 || b.MaxQueuedMessages > 65535 {
+		bad("broker.max_queued_messages %d: want 1 to 65535", b.MaxQueuedMessages)
+	}
+	if b.MaxSessionExpiry < time.Second || b.MaxSessionExpiry > math.MaxUint32*time.Second {
+		bad("broker.max_session_expiry %v: want 1s to %v", b.MaxSessionExpiry, math.MaxUint32*time.Second)
 	}
 	if b.DenyAction != "ack" && b.DenyAction != "disconnect" {
 		bad("broker.deny_action %q: want ack or disconnect", b.DenyAction)

@@ -7,10 +7,17 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// OnPacketSent counts what the client has been sent: its drain rate.
-func (h *Hook) OnPacketSent(cl *mqtt.Client, _ packets.Packet, _ []byte) {
-	if c := h.client(cl); c != nil {
-		c.sent.Add(1)
+// OnPacketSent counts what the client has been sent (its drain rate), and
+// re-checks a resumed session's messages once its CONNACK is out and
+// before Mochi resends them.
+func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	c := h.client(cl)
+	if c == nil {
+		return
+	}
+	c.sent.Add(1)
+	if pk.FixedHeader.Type == packets.Connack && pk.SessionPresent {
+		h.resume(c)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tokenmq/tokenmq/sessionstore"
 	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
@@ -27,6 +28,23 @@ type client struct {
 	drainAt     time.Time
 	drainCount  int64
 	drainPerSec float64
+
+	// A persistent session (SPEC §3.6) outlives its connection: parked is
+	// set while the client is offline, and qmu guards the index of the
+	// messages in flight or queued for it (packet ID -> message), which
+	// orders a resumed session's queue, gives an alias-only packet its
+	// topic back and names the message's durable record.
+	persistent bool
+	parked     atomic.Bool
+	qmu        sync.Mutex
+	queue      map[uint16]msgRef
+}
+
+// msgRef is a message in flight or queued for a persistent session.
+type msgRef struct {
+	seq    uint64 // order of arrival; the durable record's key
+	topic  string
+	expiry int64 // Unix seconds; 0: none
 }
 
 var _ tokenauth.Client = (*client)(nil)
@@ -71,6 +89,9 @@ func (c *client) Restrict(r *tokenauth.Rights) {
 			atomic.AddInt64(&c.h.server.Info.Subscriptions, -1)
 		}
 		c.cl.State.Subscriptions.Delete(filter)
+		if c.persistent && c.h.cfg.Store != nil {
+			c.h.cfg.Store.WriteAsync(sessionstore.DeleteSubscription(c.cl.ID, filter))
+		}
 		c.h.log.Info("subscription removed: not covered by the connection's token", "client", c.cl.ID, "topic", filter)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tokenmq/tokenmq/sessionstore"
 	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
@@ -45,9 +46,25 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 }
 
-// OnDisconnect forgets the connection.
-func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.forget(cl) }
+// OnDisconnect forgets the connection, or parks its session if it
+// persists (SPEC §3.6): it keeps the rights it had for its offline queue.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	c := h.client(cl)
+	if c == nil {
+		h.restoreParked(cl, expire) // Mochi reports sessions it read back at start this way
+		return
+	}
+	if expire || !c.persistent || cl.IsTakenOver() {
+		if expire && c.persistent && h.cfg.Store != nil && !cl.IsTakenOver() {
+			h.cfg.Store.WriteAsync(sessionstore.DeleteSession(cl.ID)) // e.g. a v5 DISCONNECT that set the expiry to 0
+		}
+		h.forget(cl)
+		return
+	}
+	h.park(c)
+}
 
+// forget drops the connection's state: from here on it has no rights.
 func (h *Hook) forget(cl *mqtt.Client) {
 	if sl := slot(cl); sl != nil {
 		sl.Store(nil) // first: from here on the connection has no rights
@@ -56,5 +73,12 @@ func (h *Hook) forget(cl *mqtt.Client) {
 	if !ok {
 		return
 	}
-	v.(*client).End()
+	c := v.(*client)
+	c.End()
+	if c.persistent {
+		h.persistent.Add(-1)
+		if c.parked.Load() {
+			h.parkedN.Add(-1)
+		}
+	}
 }

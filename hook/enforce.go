@@ -12,6 +12,9 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if c == nil {
 		return false // never fail open
 	}
+	if c.parked.Load() { // an offline persistent session: a delivery to its queue
+		return !write && h.mayQueue(c, topic)
+	}
 	r := c.Rights()
 	if write {
 		// A publish by topic alias arrives here with topic ""; v3.1.1 denials
@@ -36,8 +39,14 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // OnPublish judges a publish by its resolved topic (after topic aliases),
 // answering denials the way SPEC §3.2 says.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl == h.willer {
+		return pk, nil // a delayed Will, checked when it was due (will.go)
+	}
 	c := h.client(cl)
 	if c != nil && c.Rights().Writable(pk.TopicName) {
+		if pk.FixedHeader.Qos > 0 && (h.persistent.Load() > 0 || pk.FixedHeader.Retain && h.cfg.Store != nil) && !h.persistPublish(&pk) {
+			return pk, h.refuseUnstored(cl, pk)
+		}
 		return pk, nil
 	}
 	h.obs.ACLDenied("publish")
@@ -58,21 +67,27 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, packets.CodeSuccessIgnore // acknowledged as usual, routed nowhere
 }
 
+// refuseUnstored answers a publish whose messages for persistent sessions
+// could not be stored: it must not be acknowledged as delivered. A v5
+// client gets 0x80; a v3.1.1 one, which cannot be told, is disconnected
+// (it sends the publish again when it reconnects).
+func (h *Hook) refuseUnstored(cl *mqtt.Client, pk packets.Packet) error {
+	if cl.Properties.ProtocolVersion >= 5 {
+		ackType := packets.Puback
+		if pk.FixedHeader.Qos == 2 {
+			ackType = packets.Pubrec
+		}
+		_ = cl.WritePacket(ack(ackType, pk.PacketID, packets.ErrUnspecifiedError))
+	} else {
+		cl.Stop(packets.ErrServerUnavailable)
+	}
+	return packets.ErrRejectPacket
+}
+
 func ack(typ byte, id uint16, reason packets.Code) packets.Packet {
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: id, ReasonCode: reason.Code}
 	if reason.Code >= packets.ErrUnspecifiedError.Code {
 		pk.Properties.ReasonString = reason.Reason
 	}
 	return pk
-}
-
-// OnWill lets a Will through only if its topic is publishable with the
-// connection's rights at the time it is sent (none after a kick).
-func (h *Hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	c := h.client(cl)
-	if c != nil && c.Rights().Writable(will.TopicName) {
-		return will, nil
-	}
-	h.log.Debug("will dropped: topic outside the connection's rights", "client", cl.ID)
-	return mqtt.Will{}, nil // an empty topic reaches no subscriber and is not retained
 }

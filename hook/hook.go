@@ -9,6 +9,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/tokenmq/tokenmq/sessionstore"
 	"github.com/tokenmq/tokenmq/tokenauth"
 )
 
@@ -27,6 +28,14 @@ type Config struct {
 	// dropped. BackpressurePause 0 turns this off.
 	BackpressurePause   time.Duration
 	BackpressureMinRate float64
+	// MaxQueued bounds the messages queued (and in flight) for an offline
+	// persistent session; past it, new ones are dropped and counted.
+	// Default 1000.
+	MaxQueued int
+	// Store keeps persistent sessions, their subscriptions, queued and
+	// in-flight messages and retained messages on disk (SPEC §3.6). Nil
+	// keeps them in memory.
+	Store *sessionstore.Store
 	// Logger receives the hook's logs; never tokens. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -43,6 +52,24 @@ type Hook struct {
 	log    *slog.Logger
 
 	clients sync.Map // *mqtt.Client -> *client
+	provide [256]bool
+
+	// Persistent sessions: how many there are (online or parked; with none,
+	// publishes skip the offline-queue work), tickets of publishes whose
+	// durable records are written, sessions read back at start, and a
+	// sequence for in-memory ordering.
+	persistent atomic.Int64
+	parkedN    atomic.Int64
+	tickets    sync.Map // uint64 -> *ticket
+	ticketSeq  atomic.Uint64
+	memSeq     atomic.Uint64
+	restoreMu  sync.Mutex
+	restored      map[string]*restoredSession
+	restoredState sessionstore.State
+	wills      sync.Map     // client ID -> *time.Timer (delayed Wills)
+	willer     *mqtt.Client // the inline client delayed Wills are published by
+
+	queued, droppedFull, droppedResume, expired atomic.Int64
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -64,27 +91,44 @@ func New(server *mqtt.Server, auth *tokenauth.Authority, cfg Config) (*Hook, err
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hook{cfg: cfg, server: server, auth: auth, obs: auth.Observer(), log: log, stop: make(chan struct{})}, nil
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 1000
+	}
+	h := &Hook{cfg: cfg, server: server, auth: auth, obs: auth.Observer(), log: log, stop: make(chan struct{})}
+	h.willer = server.NewClient(nil, "local", "$tokenmq-will", true)
+	for _, e := range provided {
+		h.provide[e] = true
+	}
+	if cfg.Store != nil {
+		for _, e := range providedWithStore {
+			h.provide[e] = true
+		}
+	}
+	return h, nil
 }
 
 // ID implements mqtt.Hook.
 func (h *Hook) ID() string { return "tokenmq-auth" }
 
-// Provides implements mqtt.Hook: exactly the events the hook handles.
-func (h *Hook) Provides(b byte) bool { return provided[b] }
+// Provides implements mqtt.Hook: exactly the events the hook handles
+// (Mochi asks before every hook call, several times per delivery, so it is
+// a table).
+func (h *Hook) Provides(b byte) bool { return h.provide[b] }
 
-// provided is what Provides answers: Mochi asks it before every hook call,
-// several times per delivery, so it is a table.
-var provided = func() (t [256]bool) {
-	for _, e := range []byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead, mqtt.OnWill,
-		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket,
-	} {
-		t[e] = true
+// provided are the events the hook always handles; providedWithStore the
+// ones it handles to keep the broker's state on disk.
+var (
+	provided = []byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublished, mqtt.OnPacketRead, mqtt.OnWill,
+		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnSelectSubscribers,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired,
 	}
-	return t
-}()
+	providedWithStore = []byte{
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages, mqtt.StoredRetainedMessages,
+	}
+)
 
 // Start begins sweeping connections that died without Mochi reporting it.
 func (h *Hook) Start() {
@@ -94,11 +138,17 @@ func (h *Hook) Start() {
 	})
 }
 
-// Close stops the sweep. The Authority is closed by its owner.
+// Close stops the sweep and the timers of delayed Wills. The Authority is
+// closed by its owner.
 func (h *Hook) Close() {
 	h.closeOnce.Do(func() {
 		close(h.stop)
 		h.done.Wait()
+		h.wills.Range(func(k, v any) bool {
+			v.(*time.Timer).Stop()
+			h.wills.Delete(k)
+			return true
+		})
 	})
 }
 
@@ -111,6 +161,21 @@ func (h *Hook) Sessions() int {
 
 // Dropped returns how many deliveries Mochi dropped for full queues.
 func (h *Hook) Dropped() int64 { return h.dropped.Load() }
+
+// QueueStats counts what happened to persistent sessions' messages.
+type QueueStats struct {
+	Queued          int64 // messages queued for offline sessions
+	DroppedFull     int64 // not queued: the session's queue was full
+	DroppedOnResume int64 // queued or in flight, discarded at resume: the new connection's token does not cover them
+	ExpiredSessions int64 // offline sessions discarded at their expiry
+	Offline         int64 // persistent sessions offline now
+}
+
+// QueueStats returns the counters so far.
+func (h *Hook) QueueStats() QueueStats {
+	return QueueStats{Queued: h.queued.Load(), DroppedFull: h.droppedFull.Load(), DroppedOnResume: h.droppedResume.Load(),
+		ExpiredSessions: h.expired.Load(), Offline: h.parkedN.Load()}
+}
 
 // sweep forgets connections whose socket died without Mochi reporting it
 // (a failure between CONNECT and CONNACK).
@@ -128,11 +193,20 @@ func (h *Hook) sweep() {
 	}
 }
 
+// sweepOnce forgets closed connections, except parked persistent sessions
+// that are still the server's client for their ID.
 func (h *Hook) sweepOnce() {
-	h.clients.Range(func(k, _ any) bool {
-		if cl := k.(*mqtt.Client); cl.Closed() {
-			h.forget(cl)
+	h.clients.Range(func(k, v any) bool {
+		cl, c := k.(*mqtt.Client), v.(*client)
+		if !cl.Closed() {
+			return true
 		}
+		if c.parked.Load() {
+			if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl {
+				return true
+			}
+		}
+		h.forget(cl)
 		return true
 	})
 }

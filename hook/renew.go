@@ -15,6 +15,10 @@ import (
 // drops them without asking hooks, and without acknowledging them): it
 // handles $SYS/uploadToken, and answers the others as denied publishes.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Pubrec {
+		h.markReleased(cl, pk.PacketID)
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Publish || len(pk.TopicName) < 4 || !strings.EqualFold(pk.TopicName[:4], "$SYS") {
 		return pk, nil
 	}

@@ -1,0 +1,398 @@
+package hook
+
+import (
+	"encoding/json"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tokenmq/tokenmq/sessionstore"
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// The offline queue and in-flight messages of persistent sessions (SPEC
+// §3.6). Mochi keeps them in each session's in-flight table; the hook
+// decides what enters it (OnACLCheck: the rights the offline session last
+// held, and room), what stays when the session resumes (the new
+// connection's rights), and what is on disk before the publisher's PUBACK.
+//
+// Mochi acknowledges a QoS 1/2 publish before it routes it, and numbers a
+// delivery only when it routes it. So OnPublish, which runs before the
+// acknowledgement, works out the persistent sessions the message is for,
+// writes a record for each and waits for the commit; the packet carries a
+// ticket (in its Filters, which Mochi copies but never encodes for a
+// PUBLISH) by which OnQosPublish finds each record when Mochi numbers the
+// delivery, OnSelectSubscribers repeats the shared-subscription choice the
+// records were written for, and OnPublished removes the records of
+// deliveries Mochi did not make after all.
+
+// ticketMarker is the Filter of the one subscription a ticketed PUBLISH
+// carries; its Identifier is the ticket's number.
+const ticketMarker = "\x00tokenmq-ticket"
+
+// ticket is a publish whose records were written before its PUBACK.
+type ticket struct {
+	topic    string
+	retained bool // its retained message (or removal) is written too
+	shared map[string]packets.Subscription // the shared subscribers chosen
+	mu     sync.Mutex
+	seqs   map[string]uint64 // client ID -> record not yet claimed by a delivery
+}
+
+// take claims the record written for a client.
+func (t *ticket) take(clientID string) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seq, ok := t.seqs[clientID]
+	delete(t.seqs, clientID)
+	return seq, ok
+}
+
+func (h *Hook) ticketOf(pk *packets.Packet) (*ticket, uint64) {
+	if len(pk.Filters) != 1 || pk.Filters[0].Filter != ticketMarker {
+		return nil, 0
+	}
+	id := uint64(pk.Filters[0].Identifier)
+	if v, ok := h.tickets.Load(id); ok {
+		return v.(*ticket), id
+	}
+	return nil, 0
+}
+
+// nextSeq numbers a message for a persistent session.
+func (h *Hook) nextSeq() uint64 {
+	if h.cfg.Store != nil {
+		return h.cfg.Store.NextSeq()
+	}
+	return h.memSeq.Add(1)
+}
+
+// target is a persistent session a publish is for, at the QoS it gets.
+type target struct {
+	c   *client
+	sub packets.Subscription
+	qos byte
+}
+
+// targets are the persistent sessions a QoS 1/2 publish goes to, with the
+// shared subscribers chosen for it; offline sessions that would take it
+// but whose queue is full are counted as drops.
+func (h *Hook) targets(pk *packets.Packet) ([]target, map[string]packets.Subscription) {
+	subs := h.server.Topics.Subscribers(pk.TopicName)
+	if len(subs.Shared) > 0 {
+		subs.SelectShared()
+	}
+	now := time.Now()
+	var out []target
+	consider := func(id string, sub packets.Subscription) {
+		if sub.NoLocal && pk.Origin == id {
+			return
+		}
+		qos := min(pk.FixedHeader.Qos, sub.Qos, h.server.Options.Capabilities.MaximumQos)
+		if qos == 0 {
+			return
+		}
+		mcl, ok := h.server.Clients.Get(id)
+		if !ok {
+			return
+		}
+		c := h.client(mcl)
+		if c == nil || !c.persistent {
+			return
+		}
+		if c.parked.Load() {
+			if !c.Permits(token.ActionRead, pk.TopicName, now) {
+				return
+			}
+			if mcl.State.Inflight.Len() >= h.cfg.MaxQueued {
+				h.droppedFull.Add(1)
+				return
+			}
+		} else if !c.Rights().Readable(pk.TopicName) {
+			return
+		}
+		out = append(out, target{c: c, sub: sub, qos: qos})
+	}
+	for id, sub := range subs.Subscriptions {
+		consider(id, sub)
+	}
+	for id, sub := range subs.SharedSelected {
+		consider(id, sub)
+	}
+	return out, subs.SharedSelected
+}
+
+// persistPublish writes, before the publisher's acknowledgement, a record
+// of a QoS 1/2 message for every persistent session it is for, and
+// tickets the packet. It returns false if the records could not be
+// written: the publish must then be refused, not acknowledged.
+func (h *Hook) persistPublish(pk *packets.Packet) bool {
+	var ts []target
+	var shared map[string]packets.Subscription
+	if h.persistent.Load() > 0 {
+		ts, shared = h.targets(pk)
+	}
+	store := h.cfg.Store
+	retain := store != nil && pk.FixedHeader.Retain
+	if store == nil || len(ts) == 0 && !retain {
+		return true // in memory, Mochi's own routing queues it; nothing to write
+	}
+	t := &ticket{topic: pk.TopicName, retained: retain, shared: shared, seqs: make(map[string]uint64, len(ts))}
+	{
+		ops := make([]sessionstore.Op, 0, len(ts)+1)
+		props := encodeProperties(pk.Properties)
+		if retain {
+			ops = append(ops, retainedOp(*pk))
+		}
+		for _, tg := range ts {
+			seq := store.NextSeq()
+			t.seqs[tg.c.cl.ID] = seq
+			ops = append(ops, sessionstore.PutMessage(sessionstore.Message{
+				ClientID: tg.c.cl.ID, Seq: seq, QoS: tg.qos,
+				Retain: pk.FixedHeader.Retain && tg.sub.RetainAsPublished && tg.c.cl.Properties.ProtocolVersion >= 5,
+				Topic:  pk.TopicName, Origin: pk.Origin, Payload: pk.Payload, Created: pk.Created, Expiry: pk.Expiry,
+				Properties: props,
+			}))
+		}
+		if err := store.Write(ops...); err != nil {
+			h.log.Error("publish refused: its messages for persistent sessions could not be stored", "topic", pk.TopicName, "err", err)
+			return false
+		}
+	}
+	id := h.ticketSeq.Add(1)
+	h.tickets.Store(id, t)
+	pk.Filters = packets.Subscriptions{{Filter: ticketMarker, Identifier: int(id)}}
+	return true
+}
+
+// OnSelectSubscribers picks, for a ticketed publish, the shared
+// subscribers its records were written for.
+func (h *Hook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
+	if t, _ := h.ticketOf(&pk); t != nil && t.shared != nil {
+		subs.SharedSelected = t.shared
+	}
+	return subs
+}
+
+// OnPublished runs when Mochi has routed a publish: records written for
+// deliveries it did not make (a session that went away, a full table) go.
+func (h *Hook) OnPublished(_ *mqtt.Client, pk packets.Packet) {
+	t, id := h.ticketOf(&pk)
+	if t == nil {
+		return
+	}
+	h.tickets.Delete(id)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if store := h.cfg.Store; store != nil {
+		for clientID, seq := range t.seqs {
+			store.WriteAsync(sessionstore.DeleteMessage(clientID, seq))
+		}
+	}
+}
+
+// OnQosPublish records a QoS 1/2 delivery Mochi put in a persistent
+// session's in-flight table (queued, if the client is offline).
+func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return // the acknowledgement of the client's own QoS 1/2 publish
+	}
+	c := h.client(cl)
+	if c == nil || !c.persistent {
+		return
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if _, ok := c.queue[pk.PacketID]; ok {
+		return // a resend
+	}
+	if c.parked.Load() {
+		h.queued.Add(1)
+	}
+	ref := msgRef{topic: pk.TopicName, expiry: pk.Expiry}
+	store := h.cfg.Store
+	if t, _ := h.ticketOf(&pk); t != nil {
+		if ref.topic == "" {
+			ref.topic = t.topic // an outgoing topic alias: the packet has no topic
+		}
+		if seq, ok := t.take(cl.ID); ok {
+			ref.seq = seq
+			if store != nil {
+				store.WriteAsync(sessionstore.MarkMessage(cl.ID, seq, pk.PacketID, sessionstore.StatePublish))
+			}
+		}
+	}
+	if ref.seq == 0 { // not ticketed: a retained message on subscribe, a Will, a race with the session's start
+		ref.seq = h.nextSeq()
+		if store != nil && ref.topic != "" {
+			store.WriteAsync(sessionstore.PutMessage(sessionstore.Message{ClientID: cl.ID, Seq: ref.seq, PacketID: pk.PacketID,
+				QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Topic: ref.topic, Origin: pk.Origin, Payload: pk.Payload,
+				Created: pk.Created, Expiry: pk.Expiry, Properties: encodeProperties(pk.Properties)}))
+		}
+	}
+	if c.queue == nil {
+		c.queue = make(map[uint16]msgRef)
+	}
+	c.queue[pk.PacketID] = ref
+}
+
+// serverToClient reports whether a packet Mochi completes or drops belongs
+// to a delivery to the client (not to the client's own publish, whose
+// PUBACK Mochi builds and stamps, or whose PUBREL the client sends).
+func serverToClient(pk packets.Packet) bool {
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
+		return pk.Created == 0
+	case packets.Pubrel:
+		return false
+	}
+	return true
+}
+
+// OnQosComplete forgets a delivery the client acknowledged.
+func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.settle(cl, pk) }
+
+// OnQosDropped forgets a delivery Mochi dropped (expired, refused).
+func (h *Hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.settle(cl, pk) }
+
+func (h *Hook) settle(cl *mqtt.Client, pk packets.Packet) {
+	if !serverToClient(pk) {
+		return
+	}
+	c := h.client(cl)
+	if c == nil || !c.persistent {
+		return
+	}
+	c.qmu.Lock()
+	ref, ok := c.queue[pk.PacketID]
+	delete(c.queue, pk.PacketID)
+	c.qmu.Unlock()
+	if ok && h.cfg.Store != nil {
+		h.cfg.Store.WriteAsync(sessionstore.DeleteMessage(cl.ID, ref.seq))
+	}
+}
+
+// markReleased records that the client has a QoS 2 delivery (its PUBREC):
+// after a restart the session owes it a PUBREL, not the PUBLISH again.
+func (h *Hook) markReleased(cl *mqtt.Client, id uint16) {
+	c := h.client(cl)
+	if c == nil || !c.persistent || h.cfg.Store == nil {
+		return
+	}
+	c.qmu.Lock()
+	ref, ok := c.queue[id]
+	c.qmu.Unlock()
+	if ok {
+		h.cfg.Store.WriteAsync(sessionstore.MarkMessage(cl.ID, ref.seq, id, sessionstore.StatePubrel))
+	}
+}
+
+// resume re-checks what a resumed session inherited, before Mochi resends
+// it (SPEC §3.6, §3.7): every queued or in-flight message the connection's
+// own rights do not cover is discarded and counted, never sent; the rest
+// is put back in the order it arrived (Mochi resends in the order of the
+// packets' Created field) with its topic restored (an alias of the old
+// connection means nothing on this one).
+func (h *Hook) resume(c *client) {
+	cl, r := c.cl, c.Rights()
+	now := time.Now().Unix()
+	type keep struct {
+		pk  packets.Packet
+		seq uint64
+	}
+	var kept []keep
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type != packets.Publish {
+			continue // a PUBREL owed (the client has the message) or the client's own QoS 2 publish
+		}
+		ref, known := c.queue[pk.PacketID]
+		topic := pk.TopicName
+		if topic == "" {
+			topic = ref.topic
+		}
+		if ref.expiry > 0 && pk.Expiry == 0 {
+			pk.Expiry = ref.expiry
+		}
+		expired := pk.Expiry > 0 && pk.Expiry < now
+		if topic == "" || expired || !r.Readable(topic) {
+			if cl.State.Inflight.Delete(pk.PacketID) {
+				atomic.AddInt64(&h.server.Info.Inflight, -1)
+			}
+			delete(c.queue, pk.PacketID)
+			if !expired {
+				h.droppedResume.Add(1)
+			}
+			if known && h.cfg.Store != nil {
+				h.cfg.Store.WriteAsync(sessionstore.DeleteMessage(cl.ID, ref.seq))
+			}
+			continue
+		}
+		pk.TopicName = topic
+		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+		seq := ref.seq
+		if !known {
+			seq = uint64(pk.PacketID) // not ours to order; keep it among the others
+		}
+		kept = append(kept, keep{pk, seq})
+	}
+	slices.SortStableFunc(kept, func(a, b keep) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	base := now &^ 0xFFFF // Mochi sorts by uint16(Created): number them within one window
+	for i, k := range kept {
+		k.pk.Created = base + int64(i)
+		cl.State.Inflight.Set(k.pk)
+	}
+}
+
+// messageProperties are the MQTT 5 properties a stored message keeps.
+type messageProperties struct {
+	PayloadFormat     *byte                  `json:"pf,omitempty"`
+	MessageExpiry     uint32                 `json:"exp,omitempty"`
+	ContentType       string                 `json:"ct,omitempty"`
+	ResponseTopic     string                 `json:"rt,omitempty"`
+	CorrelationData   []byte                 `json:"cd,omitempty"`
+	User              []packets.UserProperty `json:"user,omitempty"`
+	SubscriptionIDs   []int                  `json:"sid,omitempty"`
+}
+
+func encodeProperties(p packets.Properties) []byte {
+	mp := messageProperties{MessageExpiry: p.MessageExpiryInterval, ContentType: p.ContentType, ResponseTopic: p.ResponseTopic,
+		CorrelationData: p.CorrelationData, User: p.User, SubscriptionIDs: p.SubscriptionIdentifier}
+	if p.PayloadFormatFlag {
+		pf := p.PayloadFormat
+		mp.PayloadFormat = &pf
+	}
+	if mp.PayloadFormat == nil && mp.MessageExpiry == 0 && mp.ContentType == "" && mp.ResponseTopic == "" &&
+		mp.CorrelationData == nil && mp.User == nil && mp.SubscriptionIDs == nil {
+		return nil
+	}
+	b, _ := json.Marshal(mp) // plain fields: cannot fail
+	return b
+}
+
+func decodeProperties(b []byte) packets.Properties {
+	var p packets.Properties
+	var mp messageProperties
+	if len(b) == 0 || json.Unmarshal(b, &mp) != nil {
+		return p
+	}
+	p.MessageExpiryInterval, p.ContentType, p.ResponseTopic = mp.MessageExpiry, mp.ContentType, mp.ResponseTopic
+	p.CorrelationData, p.User, p.SubscriptionIdentifier = mp.CorrelationData, mp.User, mp.SubscriptionIDs
+	if mp.PayloadFormat != nil {
+		p.PayloadFormat, p.PayloadFormatFlag = *mp.PayloadFormat, true
+	}
+	return p
+}

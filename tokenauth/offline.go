@@ -1,0 +1,78 @@
+package tokenauth
+
+import (
+	"time"
+
+	"github.com/tokenmq/tokenmq/token"
+)
+
+// Permits reports whether the session's tokens let it do typ (ActionRead:
+// receive, ActionWrite: publish) on topic name t at now: some token held as
+// typ, neither expired nor revoked by now, has a resource for this
+// connection that matches t. It answers for a connection that is gone too
+// (End): whether a persistent session's offline queue may take a message
+// (SPEC §3.6), whether a Will may be sent when it is due (§3.1). A kicked
+// session is permitted nothing. It takes the session's lock: it is for
+// offline queueing and Wills, not the connected hot path (Rights).
+func (s *Session) Permits(typ token.Actions, t string, now time.Time) bool {
+	if t == "" || s.rights.Load() == NoRights {
+		return false
+	}
+	if typ == token.ActionWrite && t[0] == '$' && ReservedTopic(t) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.held {
+		if h.Type&typ == 0 || !now.Before(h.Grant.ExpireTime) || s.a.cache.isRevoked(h.Grant.TokenID) {
+			continue
+		}
+		if h.acl().Match(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Grants returns the tokens the session holds, as the types they are held
+// as: what a broker keeps of a persistent session (never the tokens).
+func (s *Session) Grants() []HeldGrant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]HeldGrant, len(s.held))
+	for i, h := range s.held {
+		out[i] = HeldGrant{Grant: h.Grant.Grant, Type: h.Type}
+	}
+	return out
+}
+
+// Credential returns the credential form the session connected with and,
+// for the ApsaraMQ form, the access key its tokens must be issued by.
+func (s *Session) Credential() (Form, string) { return s.form, s.accessKeyID }
+
+// HeldGrant is a token grant a session relies on and the type it is held
+// as.
+type HeldGrant struct {
+	Grant token.Grant
+	Type  token.Actions
+}
+
+// Restore rebuilds the session of a persistent client that was offline
+// when the broker restarted, from the grants it held (Grants): it is not
+// connected (Closing), has no timers and is not indexed for revocations,
+// and Permits answers for it as it did before the restart. A grant whose
+// resources no longer compile is left out (fail closed).
+func (a *Authority) Restore(clientID string, form Form, accessKeyID string, grants []HeldGrant, client Client) *Session {
+	hs := make([]Held, 0, len(grants))
+	for _, hg := range grants {
+		g, err := newGrant(hg.Grant)
+		if err != nil {
+			a.log.Warn("restored session: a token's resources do not compile; left out", "client", clientID, "token_id", hg.Grant.TokenID.String(), "err", err)
+			continue
+		}
+		hs = append(hs, Held{Grant: g, Type: hg.Type, ACL: g.ACLFor(clientID)})
+	}
+	s := newSession(a, client, ConnectRequest{ClientID: clientID}, Credentials{Form: form, AccessKeyID: accessKeyID}, hs)
+	s.closing.Store(true)
+	return s
+}
