@@ -116,8 +116,9 @@ type message struct {
 
 // client5 is an MQTT 5 client (paho.golang) with what it received.
 type client5 struct {
-	t          *testing.T
-	c          *paho.Client
+	t              *testing.T
+	sessionPresent bool
+	c              *paho.Client
 	mu         sync.Mutex
 	msgs       []message
 	disconnect *paho.Disconnect
@@ -137,9 +138,30 @@ func connect5(t *testing.T, addr, clientID, username, password string, extra ...
 
 func connect5Over(t *testing.T, conn net.Conn, clientID, username, password string, extra ...func(*paho.Connect)) (*client5, byte) {
 	t.Helper()
+	return dial5(t, conn, clientID, username, password, false, extra...)
+}
+
+// connect5NoAck connects an MQTT 5 client that never acknowledges what it
+// receives: its deliveries stay in flight.
+func connect5NoAck(t *testing.T, addr, clientID, username, password string, extra ...func(*paho.Connect)) *client5 {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, code := dial5(t, conn, clientID, username, password, true, extra...)
+	if c == nil {
+		t.Fatalf("connect %s refused with 0x%02x", clientID, code)
+	}
+	return c
+}
+
+func dial5(t *testing.T, conn net.Conn, clientID, username, password string, noAck bool, extra ...func(*paho.Connect)) (*client5, byte) {
+	t.Helper()
 	cl := &client5{t: t, closed: make(chan struct{})}
 	var closeOnce sync.Once
 	cl.c = paho.NewClient(paho.ClientConfig{
+		EnableManualAcknowledgment: noAck,
 		ClientID: clientID,
 		Conn:     packets.NewThreadSafeConn(conn), // paho writes from several goroutines
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
@@ -181,6 +203,7 @@ func connect5Over(t *testing.T, conn net.Conn, clientID, username, password stri
 	if ca.ReasonCode != 0 {
 		return nil, ca.ReasonCode
 	}
+	cl.sessionPresent = ca.SessionPresent
 	t.Cleanup(func() {
 		_ = cl.c.Disconnect(&paho.Disconnect{})
 		select {
@@ -281,8 +304,9 @@ func (c *client5) waitClosed(timeout time.Duration) int {
 
 // client3 is an MQTT 3.1.1 client (paho.mqtt.golang).
 type client3 struct {
-	t    *testing.T
-	c    pahov3.Client
+	t              *testing.T
+	sessionPresent bool
+	c              pahov3.Client
 	mu   sync.Mutex
 	msgs []message
 	lost chan struct{}
@@ -291,6 +315,28 @@ type client3 struct {
 // connect3 opens an MQTT 3.1.1 connection and returns the client (nil if
 // refused) and the CONNACK return code.
 func connect3(t *testing.T, addr, clientID, username, password string, will ...string) (*client3, byte) {
+	t.Helper()
+	return dial3(t, addr, clientID, username, password, func(o *pahov3.ClientOptions) {
+		if len(will) == 2 {
+			o.SetWill(will[0], will[1], 1, false)
+		}
+	})
+}
+
+// connect3Persistent opens an MQTT 3.1.1 connection with CleanSession 0.
+func connect3Persistent(t *testing.T, addr, clientID, username, password string) (*client3, byte) {
+	t.Helper()
+	return dial3(t, addr, clientID, username, password, func(o *pahov3.ClientOptions) { o.SetCleanSession(false) })
+}
+
+// connect3NoAck opens a CleanSession 0 connection that never acknowledges
+// what it receives.
+func connect3NoAck(t *testing.T, addr, clientID, username, password string) (*client3, byte) {
+	t.Helper()
+	return dial3(t, addr, clientID, username, password, func(o *pahov3.ClientOptions) { o.SetCleanSession(false).SetAutoAckDisabled(true) })
+}
+
+func dial3(t *testing.T, addr, clientID, username, password string, edit func(*pahov3.ClientOptions)) (*client3, byte) {
 	t.Helper()
 	cl := &client3{t: t, lost: make(chan struct{})}
 	var lostOnce sync.Once
@@ -308,9 +354,7 @@ func connect3(t *testing.T, addr, clientID, username, password string, will ...s
 	if password != "" {
 		o.SetPassword(password)
 	}
-	if len(will) == 2 {
-		o.SetWill(will[0], will[1], 1, false)
-	}
+	edit(o)
 	cl.c = pahov3.NewClient(o)
 	tok := cl.c.Connect()
 	if !tok.WaitTimeout(10 * time.Second) {
@@ -320,6 +364,7 @@ func connect3(t *testing.T, addr, clientID, username, password string, will ...s
 	if tok.Error() != nil {
 		return nil, code
 	}
+	cl.sessionPresent = tok.(*pahov3.ConnectToken).SessionPresent()
 	t.Cleanup(func() { cl.c.Disconnect(100) })
 	return cl, code
 }

@@ -58,16 +58,16 @@ type Hook struct {
 	// publishes skip the offline-queue work), tickets of publishes whose
 	// durable records are written, sessions read back at start, and a
 	// sequence for in-memory ordering.
-	persistent atomic.Int64
-	parkedN    atomic.Int64
-	tickets    sync.Map // uint64 -> *ticket
-	ticketSeq  atomic.Uint64
-	memSeq     atomic.Uint64
-	restoreMu  sync.Mutex
+	persistent    atomic.Int64
+	parkedN       atomic.Int64
+	tickets       sync.Map // uint64 -> *ticket
+	ticketSeq     atomic.Uint64
+	memSeq        atomic.Uint64
+	restoreMu     sync.Mutex
 	restored      map[string]*restoredSession
 	restoredState sessionstore.State
-	wills      sync.Map     // client ID -> *time.Timer (delayed Wills)
-	willer     *mqtt.Client // the inline client delayed Wills are published by
+	wills         sync.Map     // client ID -> *time.Timer (delayed Wills)
+	willer        *mqtt.Client // the inline client delayed Wills are published by
 
 	queued, droppedFull, droppedResume, expired atomic.Int64
 

@@ -36,11 +36,13 @@ func (h *Hook) Restore(st sessionstore.State) {
 			byClient[m.ClientID] = append(byClient[m.ClientID], m)
 		}
 	}
+	h.restoredState = st
+	h.restoredState.Messages = nil
 	for id, ms := range byClient {
 		assignPacketIDs(ms)
 		h.restored[id].messages = ms
+		h.restoredState.Messages = append(h.restoredState.Messages, ms...) // Mochi asks for them after the clients
 	}
-	h.restoredState = st
 }
 
 // assignPacketIDs gives the messages that never got one a packet ID no
@@ -96,23 +98,19 @@ func (h *Hook) StoredSubscriptions() ([]storage.Subscription, error) {
 // StoredInflightMessages implements mqtt.Hook: the messages queued or in
 // flight for the persistent sessions.
 func (h *Hook) StoredInflightMessages() ([]storage.Message, error) {
-	h.restoreMu.Lock()
-	defer h.restoreMu.Unlock()
-	var out []storage.Message
-	for _, r := range h.restored {
-		for _, m := range r.messages {
-			sm := storage.Message{Client: m.ClientID, Origin: m.Origin, PacketID: m.PacketID, TopicName: m.Topic, Payload: m.Payload,
-				Created: m.Created, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain, Dup: true}}
-			if m.State == sessionstore.StatePubrel {
-				sm = storage.Message{Client: m.ClientID, PacketID: m.PacketID, Created: m.Created,
-					FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}}
-			}
-			p := decodeProperties(m.Properties)
-			sm.Properties = storage.MessageProperties{PayloadFormat: p.PayloadFormat, PayloadFormatFlag: p.PayloadFormatFlag,
-				MessageExpiryInterval: p.MessageExpiryInterval, ContentType: p.ContentType, ResponseTopic: p.ResponseTopic,
-				CorrelationData: p.CorrelationData, User: p.User, SubscriptionIdentifier: p.SubscriptionIdentifier}
-			out = append(out, sm)
+	out := make([]storage.Message, 0, len(h.restoredState.Messages))
+	for _, m := range h.restoredState.Messages {
+		sm := storage.Message{Client: m.ClientID, Origin: m.Origin, PacketID: m.PacketID, TopicName: m.Topic, Payload: m.Payload,
+			Created: m.Created, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain, Dup: true}}
+		if m.State == sessionstore.StatePubrel {
+			sm = storage.Message{Client: m.ClientID, PacketID: m.PacketID, Created: m.Created,
+				FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}}
 		}
+		p := decodeProperties(m.Properties)
+		sm.Properties = storage.MessageProperties{PayloadFormat: p.PayloadFormat, PayloadFormatFlag: p.PayloadFormatFlag,
+			MessageExpiryInterval: p.MessageExpiryInterval, ContentType: p.ContentType, ResponseTopic: p.ResponseTopic,
+			CorrelationData: p.CorrelationData, User: p.User, SubscriptionIdentifier: p.SubscriptionIdentifier}
+		out = append(out, sm)
 	}
 	return out, nil
 }

@@ -37,10 +37,10 @@ const ticketMarker = "\x00tokenmq-ticket"
 // ticket is a publish whose records were written before its PUBACK.
 type ticket struct {
 	topic    string
-	retained bool // its retained message (or removal) is written too
-	shared map[string]packets.Subscription // the shared subscribers chosen
-	mu     sync.Mutex
-	seqs   map[string]uint64 // client ID -> record not yet claimed by a delivery
+	retained bool                            // its retained message (or removal) is written too
+	shared   map[string]packets.Subscription // the shared subscribers chosen
+	mu       sync.Mutex
+	seqs     map[string]uint64 // client ID -> record not yet claimed by a delivery
 }
 
 // take claims the record written for a client.
@@ -359,13 +359,13 @@ func (h *Hook) resume(c *client) {
 
 // messageProperties are the MQTT 5 properties a stored message keeps.
 type messageProperties struct {
-	PayloadFormat     *byte                  `json:"pf,omitempty"`
-	MessageExpiry     uint32                 `json:"exp,omitempty"`
-	ContentType       string                 `json:"ct,omitempty"`
-	ResponseTopic     string                 `json:"rt,omitempty"`
-	CorrelationData   []byte                 `json:"cd,omitempty"`
-	User              []packets.UserProperty `json:"user,omitempty"`
-	SubscriptionIDs   []int                  `json:"sid,omitempty"`
+	PayloadFormat   *byte                  `json:"pf,omitempty"`
+	MessageExpiry   uint32                 `json:"exp,omitempty"`
+	ContentType     string                 `json:"ct,omitempty"`
+	ResponseTopic   string                 `json:"rt,omitempty"`
+	CorrelationData []byte                 `json:"cd,omitempty"`
+	User            []packets.UserProperty `json:"user,omitempty"`
+	SubscriptionIDs []int                  `json:"sid,omitempty"`
 }
 
 func encodeProperties(p packets.Properties) []byte {
