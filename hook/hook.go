@@ -152,10 +152,16 @@ func (h *Hook) Close() {
 	})
 }
 
-// Sessions returns the number of authenticated connections.
+// Sessions returns the number of authenticated connections (not the
+// offline persistent sessions: QueueStats counts those).
 func (h *Hook) Sessions() int {
 	n := 0
-	h.clients.Range(func(_, _ any) bool { n++; return true })
+	h.clients.Range(func(_, v any) bool {
+		if !v.(*client).parked.Load() {
+			n++
+		}
+		return true
+	})
 	return n
 }
 

@@ -45,7 +45,8 @@ func (h *Hook) delayWill(c *client, will mqtt.Will) {
 			return
 		}
 		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain},
-			TopicName: will.TopicName, Payload: will.Payload, Properties: packets.Properties{User: will.User}}
+			TopicName: will.TopicName, Payload: will.Payload, Properties: packets.Properties{User: will.User},
+			PacketID: uint16(will.Qos)} // as Mochi's own inline publish: a QoS 1/2 packet needs an ID to be valid
 		if err := h.server.InjectPacket(h.willer, pk); err != nil {
 			h.log.Warn("delayed will not published", "client", id, "err", err)
 		}
