@@ -66,7 +66,7 @@ type Hook struct {
 	restoreMu     sync.Mutex
 	restored      map[string]*restoredSession
 	restoredState sessionstore.State
-	wills         sync.Map     // client ID -> *time.Timer (delayed Wills)
+	wills         sync.Map     // client ID -> *pendingWill (delayed Wills)
 	willer        *mqtt.Client // the inline client delayed Wills are published by
 
 	queued, droppedFull, droppedResume, expired atomic.Int64
@@ -145,7 +145,7 @@ func (h *Hook) Close() {
 		close(h.stop)
 		h.done.Wait()
 		h.wills.Range(func(k, v any) bool {
-			v.(*time.Timer).Stop()
+			v.(*pendingWill).t.Stop()
 			h.wills.Delete(k)
 			return true
 		})

@@ -228,17 +228,43 @@ func connectPacket(v byte, user, pass string) packets.Packet {
 		Username: []byte(user), UsernameFlag: user != "", Password: []byte(pass), PasswordFlag: pass != ""}}
 }
 
-// connect runs CONNECT through the hook as Mochi does, and on success the
-// session start; it returns OnConnect's error.
+// connect runs CONNECT through the hook as Mochi's attachClient does
+// (OnConnect, OnConnectAuthenticate, OnSessionEstablish, the session
+// handed over from an older client of the ID, the client registered, the
+// CONNACK, OnSessionEstablished); it returns OnConnect's error.
 func (r *rig) connect(cl *mqtt.Client, pk packets.Packet) error {
+	cl.Properties.Clean = pk.Connect.Clean
+	cl.Properties.Props = pk.Properties.Copy(false)
 	if err := r.h.OnConnect(cl, pk); err != nil {
 		return err
 	}
 	if !r.h.OnConnectAuthenticate(cl, pk) {
 		r.t.Fatal("OnConnect accepted, OnConnectAuthenticate refused")
 	}
+	r.h.OnSessionEstablish(cl, pk)
+	present := false
+	if old, ok := r.server.Clients.Get(cl.ID); ok && old != cl && !pk.Connect.Clean {
+		present = true
+		cl.State.Inflight = old.State.Inflight.Clone()
+		for _, sub := range old.State.Subscriptions.GetAll() {
+			r.server.Topics.Subscribe(cl.ID, sub)
+			cl.State.Subscriptions.Add(sub.Filter, sub)
+		}
+		old.State.Subscriptions = mqtt.NewSubscriptions()
+	}
+	r.server.Clients.Add(cl)
+	r.h.OnPacketSent(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, SessionPresent: present}, nil)
 	r.h.OnSessionEstablished(cl, pk)
 	return nil
+}
+
+// persistent makes a CONNECT ask for a persistent session.
+func persistent(pk packets.Packet) packets.Packet {
+	pk.Connect.Clean = false
+	if pk.ProtocolVersion >= 5 {
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
+	}
+	return pk
 }
 
 // mustConnect connects a client of version v with credentials, or fails.
@@ -251,9 +277,9 @@ func (r *rig) mustConnect(id string, v byte, user, pass string) (*mqtt.Client, *
 	return cl, w
 }
 
-// subscribe adds a subscription the way Mochi records one.
+// subscribe adds a QoS 1 subscription the way Mochi records one.
 func (r *rig) subscribe(cl *mqtt.Client, filter string) {
-	sub := packets.Subscription{Filter: filter}
+	sub := packets.Subscription{Filter: filter, Qos: 1}
 	cl.State.Subscriptions.Add(filter, sub)
 	r.server.Topics.Subscribe(cl.ID, sub)
 }

@@ -35,9 +35,9 @@ func (h *Hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 // grant it then, unless the client connects again before (cancelWill).
 func (h *Hook) delayWill(c *client, will mqtt.Will) {
 	s, id := c.Session, c.cl.ID
-	var t *time.Timer
-	t = time.AfterFunc(time.Duration(will.WillDelayInterval)*time.Second, func() {
-		if !h.wills.CompareAndDelete(id, t) {
+	w := &pendingWill{}
+	w.t = time.AfterFunc(time.Duration(will.WillDelayInterval)*time.Second, func() {
+		if !h.wills.CompareAndDelete(id, w) {
 			return // cancelled, or replaced by a newer Will
 		}
 		if !s.Permits(token.ActionWrite, will.TopicName, time.Now()) {
@@ -51,14 +51,18 @@ func (h *Hook) delayWill(c *client, will mqtt.Will) {
 			h.log.Warn("delayed will not published", "client", id, "err", err)
 		}
 	})
-	if old, loaded := h.wills.Swap(id, t); loaded {
-		old.(*time.Timer).Stop()
+	if old, loaded := h.wills.Swap(id, w); loaded {
+		old.(*pendingWill).t.Stop()
 	}
 }
+
+// pendingWill is a delayed Will's timer; the map holds the entry, so that a
+// timer that fires after it was replaced can tell.
+type pendingWill struct{ t *time.Timer }
 
 // cancelWill drops a client's delayed Will: it connected again [MQTT-3.1.3-9].
 func (h *Hook) cancelWill(clientID string) {
 	if v, ok := h.wills.LoadAndDelete(clientID); ok {
-		v.(*time.Timer).Stop()
+		v.(*pendingWill).t.Stop()
 	}
 }
