@@ -24,6 +24,7 @@ func TestRestartKeepsAcknowledgedMessages(t *testing.T) {
 			dir := t.TempDir()
 			args := []string{"--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", dir}
 			p := startTokenmq(t, args...)
+			testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
 			admin := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
 			subTok := applyWith(t, admin, "stream/#,status/#", "R", time.Hour)
 			pubTok := applyWith(t, admin, "stream/#,status/#", "W", time.Hour)
@@ -76,9 +77,10 @@ func TestRestartKeepsAcknowledgedMessages(t *testing.T) {
 			}
 
 			p2 := startTokenmq(t, args...)
-			back, _ := connect3Persistent(t, p2.mqttAddr(), "sub-"+how, "d", subTok)
+			testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p2.mqttAddr() != "" })
+			back, code := connect3Persistent(t, p2.mqttAddr(), "sub-"+how, "d", subTok)
 			if back == nil {
-				t.Fatal("resume refused after the restart")
+				t.Fatalf("resume refused after the restart (0x%02x):\n%s", code, p2.logs())
 			}
 			if !back.sessionPresent {
 				t.Fatal("Session Present 0 after the restart: the session was lost")
