@@ -32,8 +32,14 @@ type conn struct {
 	nextID uint16
 }
 
-// dial connects and authenticates; a refusal is ErrRefused (wrapped with the code).
+// dial connects and authenticates with a clean session; a refusal is
+// ErrRefused (wrapped with the code).
 func dial(addr, clientID, username, password string, timeout time.Duration) (*conn, error) {
+	return dialSession(addr, clientID, username, password, timeout, true)
+}
+
+// dialSession is dial with the session's CleanSession flag chosen.
+func dialSession(addr, clientID, username, password string, timeout time.Duration, clean bool) (*conn, error) {
 	nc, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
@@ -42,7 +48,10 @@ func dial(addr, clientID, username, password string, timeout time.Duration) (*co
 	nc.SetDeadline(time.Now().Add(timeout))
 	var body []byte
 	body = appendString(body, "MQTT")
-	flags := byte(0x02)
+	flags := byte(0)
+	if clean {
+		flags |= 0x02
+	}
 	if username != "" {
 		flags |= 0x80
 	}

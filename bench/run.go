@@ -43,7 +43,13 @@ type pubPrep struct {
 	sub  cred
 }
 
-var allTargets = []string{"tokenmq", "tokenmq-split", "mochi-allow-all", "mosquitto"}
+var (
+	allTargets = []string{"tokenmq", "tokenmq-split", "mochi-allow-all", "mosquitto"}
+	// persistentTargets: the durability scenario adds each broker's other
+	// way of keeping sessions.
+	persistentTargets = []string{"tokenmq", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist"}
+	defaultTargets    = []string{"tokenmq", "tokenmq-split", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist"}
+)
 
 func scenarios() []scenario {
 	return []scenario{
@@ -72,13 +78,25 @@ func scenarios() []scenario {
 			prepare: preparePublish,
 			round: func(t *target, o *options, p any) outcome {
 				pp := p.(pubPrep)
-				return publishRound(t, pp.pubs, pp.sub, 0, o.duration)
+				return publishRound(t, pp.pubs, pp.sub, 0, o.duration, false)
 			}},
 		{name: "publish-qos1", unit: "msgs/s", better: "higher", targets: allTargets,
 			prepare: preparePublish,
 			round: func(t *target, o *options, p any) outcome {
 				pp := p.(pubPrep)
-				return publishRound(t, pp.pubs, pp.sub, 1, o.duration)
+				return publishRound(t, pp.pubs, pp.sub, 1, o.duration, false)
+			}},
+		// QoS 1 fan-in to a persistent session: the cost of durability.
+		// tokenmq writes every message for the session to disk before its
+		// PUBACK (group-committed); tokenmq-memory and allow-all Mochi keep
+		// it in memory; mochi-bolt is Mochi with its bbolt storage hook (one
+		// transaction per event, written after the PUBACK); Mosquitto with
+		// persistence saves its database at intervals and at shutdown.
+		{name: "publish-qos1-persistent", unit: "msgs/s", better: "higher", targets: persistentTargets,
+			prepare: preparePublish,
+			round: func(t *target, o *options, p any) outcome {
+				pp := p.(pubPrep)
+				return publishRound(t, pp.pubs, pp.sub, 1, o.duration, true)
 			}},
 		{name: "fanout-1x50", unit: "deliveries/s", better: "higher", targets: allTargets,
 			prepare: func(t *target, o *options) (any, error) {
@@ -148,7 +166,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rounds := fs.Int("rounds", 3, "rounds per scenario and target (medians are reported)")
 	duration := fs.Duration("duration", 3*time.Second, "length of one round")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all)")
-	targetList := fs.String("targets", strings.Join(allTargets, ","), "targets to start and measure")
+	targetList := fs.String("targets", strings.Join(defaultTargets, ","), "targets to start and measure")
 	idle := fs.Int("idle-clients", 10000, "idle clients for the memory scenario")
 	revoke := fs.Int("revoke-clients", 1000, "clients disconnected by one revocation")
 	asJSON := fs.Bool("json", false, "print results as JSON")
@@ -233,13 +251,17 @@ func startTargets(names []string, o *options, log io.Writer) ([]*target, error) 
 		var err error
 		switch n {
 		case "tokenmq":
-			t, err = startTokenmq()
+			t, err = startTokenmq("tokenmq", "bolt")
+		case "tokenmq-memory":
+			t, err = startTokenmq("tokenmq-memory", "none")
 		case "tokenmq-split":
 			t, err = startTokenmqSplit()
 		case "mochi-allow-all":
-			t, err = startMochi()
-		case "mosquitto":
-			if t, err = startMosquitto(o.idle); t == nil && err == nil {
+			t, err = startMochi("mochi-allow-all", "")
+		case "mochi-bolt":
+			t, err = startMochi("mochi-bolt", "bolt")
+		case "mosquitto", "mosquitto-persist":
+			if t, err = startMosquitto(n, o.idle, n == "mosquitto-persist"); t == nil && err == nil {
 				fmt.Fprintln(log, "tokenmq-bench: mosquitto not installed (apt-get install mosquitto); skipping it")
 				continue
 			}

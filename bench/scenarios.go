@@ -123,9 +123,11 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 
 // publishRound: publishers with 100-resource credentials publish to their
 // own topic as fast as the broker takes it (QoS 1 with 100 in flight each);
-// one subscriber on "bench/#" counts what it receives.
-func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration) outcome {
-	received, sent, stop, err := runSubscribers(t, []cred{sub}, "bench/#", qos)
+// one subscriber on "bench/#" counts what it receives (with a persistent
+// session if persistent: each QoS 1 message is then kept for it, on disk
+// where the broker persists, until it acknowledges).
+func publishRound(t *target, pubs []cred, sub cred, qos byte, d time.Duration, persistent bool) outcome {
+	received, sent, stop, err := runSubscribers(t, []cred{sub}, "bench/#", qos, persistent)
 	if err != nil {
 		return outcome{failures: 1, note: err.Error()}
 	}
@@ -225,8 +227,9 @@ func settle(n *atomic.Int64) {
 	}
 }
 
-// runSubscribers connects subscribers to filter and counts what they receive.
-func runSubscribers(t *target, subs []cred, filter string, qos byte) (received, sent *atomic.Int64, stop func(), err error) {
+// runSubscribers connects subscribers to filter and counts what they
+// receive; persistent ones with CleanSession 0.
+func runSubscribers(t *target, subs []cred, filter string, qos byte, persistent bool) (received, sent *atomic.Int64, stop func(), err error) {
 	received, sent = new(atomic.Int64), new(atomic.Int64)
 	var conns []*conn
 	stop = func() {
@@ -235,7 +238,7 @@ func runSubscribers(t *target, subs []cred, filter string, qos byte) (received, 
 		}
 	}
 	for i, s := range subs {
-		c, err := dial(t.mqtt, fmt.Sprintf("sub-%d", i), s.user, s.pass, 10*time.Second)
+		c, err := dialSession(t.mqtt, fmt.Sprintf("sub-%d", i), s.user, s.pass, 10*time.Second, !persistent)
 		if err != nil {
 			stop()
 			return nil, nil, nil, fmt.Errorf("subscriber: %w", err)
@@ -266,7 +269,7 @@ func runSubscribers(t *target, subs []cred, filter string, qos byte) (received, 
 
 // fanoutRound: one publisher, many subscribers of its topic: deliveries per second.
 func fanoutRound(t *target, pub cred, subs []cred, d time.Duration) outcome {
-	received, _, stop, err := runSubscribers(t, subs, "bench/fan", 0)
+	received, _, stop, err := runSubscribers(t, subs, "bench/fan", 0, false)
 	if err != nil {
 		return outcome{failures: 1, note: err.Error()}
 	}

@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/tokenmq/tokenmq/api"
@@ -69,6 +70,16 @@ func serveChild(args []string, stdout io.Writer) error {
 		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 			return err
 		}
+		if len(args) > 1 && args[1] == "bolt" { // Mochi's own bbolt storage hook
+			dir, err := os.MkdirTemp("", "tokenmq-bench-mochi-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			if err := s.AddHook(new(bolt.Hook), &bolt.Options{Path: filepath.Join(dir, "mochi.db")}); err != nil {
+				return err
+			}
+		}
 		l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
 		if err := s.AddListener(l); err != nil {
 			return err
@@ -96,6 +107,9 @@ func serveChild(args []string, stdout io.Writer) error {
 			}
 		}
 		cfg.Role, cfg.DataDir, cfg.TokenService = role, dir, tokenService
+		if len(args) > 3 {
+			cfg.Broker.Persistence = args[3]
+		}
 		cfg.APIAddr, cfg.MQTTAddr, cfg.WSAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 		cfg.API.RateLimits = config.RateLimits{}
 		cfg.API.NonceCapacity = 50_000_000
@@ -188,12 +202,12 @@ func (c *child) stop() {
 	}
 }
 
-func startTokenmq() (*target, error) {
-	c, v, err := startChild("tokenmq", config.RoleAll)
+func startTokenmq(name, persistence string) (*target, error) {
+	c, v, err := startChild("tokenmq", config.RoleAll, "", persistence)
 	if err != nil {
 		return nil, err
 	}
-	return &target{name: "tokenmq", kind: "tokenmq", mqtt: v["mqtt"], proc: c,
+	return &target{name: name, kind: "tokenmq", mqtt: v["mqtt"], proc: c,
 		api: &api.Client{Endpoint: "http://" + v["api"], AccessKeyID: adminID, AccessKeySecret: adminSecret}}, nil
 }
 
@@ -211,18 +225,22 @@ func startTokenmqSplit() (*target, error) {
 		api: &api.Client{Endpoint: "http://" + tv["api"], AccessKeyID: adminID, AccessKeySecret: adminSecret}}, nil
 }
 
-func startMochi() (*target, error) {
-	c, v, err := startChild("mochi")
+func startMochi(name, storage string) (*target, error) {
+	args := []string{"mochi"}
+	if storage != "" {
+		args = append(args, storage)
+	}
+	c, v, err := startChild(args...)
 	if err != nil {
 		return nil, err
 	}
-	return &target{name: "mochi-allow-all", kind: "mochi", mqtt: v["mqtt"], proc: c}, nil
+	return &target{name: name, kind: "mochi", mqtt: v["mqtt"], proc: c}, nil
 }
 
 // startMosquitto starts Mosquitto with a password file and an ACL file
 // holding every user the scenarios use, the same rights tokenmq's tokens
 // carry. It returns nil, nil when Mosquitto is not installed.
-func startMosquitto(idle int) (*target, error) {
+func startMosquitto(name string, idle int, persist bool) (*target, error) {
 	if _, err := exec.LookPath("mosquitto"); err != nil {
 		return nil, nil
 	}
@@ -275,6 +293,9 @@ func startMosquitto(idle int) (*target, error) {
 	}
 	conf := filepath.Join(dir, "mosquitto.conf")
 	settings := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\nmax_queued_messages 100000\nlog_type error\n", port, pwFile, aclFile)
+	if persist {
+		settings += fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
+	}
 	if os.Geteuid() == 0 {
 		settings += "user root\n" // as root, Mosquitto would switch to user mosquitto, who cannot read these 0600 files
 	}
@@ -284,7 +305,7 @@ func startMosquitto(idle int) (*target, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	t := &target{name: "mosquitto", kind: "mosquitto", dir: dir, proc: &child{cmd: cmd}, mqtt: "127.0.0.1:" + strconv.Itoa(port)}
+	t := &target{name: name, kind: "mosquitto", dir: dir, proc: &child{cmd: cmd}, mqtt: "127.0.0.1:" + strconv.Itoa(port)}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", t.mqtt); err == nil {

@@ -38,6 +38,11 @@ type client struct {
 	parked     atomic.Bool
 	qmu        sync.Mutex
 	queue      map[uint16]msgRef
+
+	// Publishes of this client held until their records are on disk (hold.go).
+	holdMu    sync.Mutex
+	held      []held
+	releasing bool
 }
 
 // msgRef is a message in flight or queued for a persistent session.

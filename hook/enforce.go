@@ -42,13 +42,25 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl == h.willer {
 		return pk, nil // a delayed Will, checked when it was due (will.go)
 	}
-	c := h.client(cl)
-	if c != nil && c.Rights().Writable(pk.TopicName) {
-		if pk.FixedHeader.Qos > 0 && (h.persistent.Load() > 0 || pk.FixedHeader.Retain && h.cfg.Store != nil) && !h.persistPublish(&pk) {
-			return pk, h.refuseUnstored(cl, pk)
+	if mark, ok := heldMark(pk); ok { // a publish the hook held back (hold.go), now due
+		if mark == markDenied {
+			return h.deny(cl, pk)
 		}
 		return pk, nil
 	}
+	c := h.client(cl)
+	allowed := c != nil && c.Rights().Writable(pk.TopicName)
+	if c != nil && (c.holding() || allowed && pk.FixedHeader.Qos > 0 && (h.persistent.Load() > 0 || pk.FixedHeader.Retain && h.cfg.Store != nil)) {
+		return h.hold(c, pk, allowed)
+	}
+	if allowed {
+		return pk, nil
+	}
+	return h.deny(cl, pk)
+}
+
+// deny answers a publish outside the connection's rights (SPEC §3.2).
+func (h *Hook) deny(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	h.obs.ACLDenied("publish")
 	if cl.Properties.ProtocolVersion >= 5 {
 		if pk.FixedHeader.Qos > 0 {
@@ -65,23 +77,6 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore // acknowledged as usual, routed nowhere
-}
-
-// refuseUnstored answers a publish whose messages for persistent sessions
-// could not be stored: it must not be acknowledged as delivered. A v5
-// client gets 0x80; a v3.1.1 one, which cannot be told, is disconnected
-// (it sends the publish again when it reconnects).
-func (h *Hook) refuseUnstored(cl *mqtt.Client, pk packets.Packet) error {
-	if cl.Properties.ProtocolVersion >= 5 {
-		ackType := packets.Puback
-		if pk.FixedHeader.Qos == 2 {
-			ackType = packets.Pubrec
-		}
-		_ = cl.WritePacket(ack(ackType, pk.PacketID, packets.ErrUnspecifiedError))
-	} else {
-		cl.Stop(packets.ErrServerUnavailable)
-	}
-	return packets.ErrRejectPacket
 }
 
 func ack(typ byte, id uint16, reason packets.Code) packets.Packet {

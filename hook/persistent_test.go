@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tokenmq/tokenmq/internal/testkit"
 	"github.com/tokenmq/tokenmq/sessionstore"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/tokenauth"
@@ -40,39 +41,57 @@ func stored(t *testing.T, st *sessionstore.Store) sessionstore.State {
 	return s
 }
 
-// deliver does what Mochi's publishToClient does for a QoS 1 delivery to
-// cl: a packet ID, the in-flight table, OnQosPublish.
-func (r *rig) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+// publishAs runs a client's publish through Mochi as its read loop would
+// (InjectPacket: validation, OnPublish, and for a publish the hook holds
+// back its release), and waits for the acknowledgement of a QoS 1/2 one.
+func (r *rig) publishAs(cl *mqtt.Client, w *wire, topic, payload string, qos byte, id uint16) packets.Packet {
 	r.t.Helper()
-	out := pk.Copy(false)
-	id, err := cl.NextPacketID()
-	if err != nil {
-		r.t.Fatal(err)
+	pk := publish(topic, qos, id, payload)
+	if err := r.server.InjectPacket(cl, pk); err != nil {
+		r.t.Fatalf("publish %s: %v", topic, err)
 	}
-	out.PacketID = uint16(id)
-	cl.State.Inflight.Set(out)
-	r.h.OnQosPublish(cl, out, out.Created, 0)
-	return out
+	if qos == 0 {
+		return packets.Packet{}
+	}
+	typ := packets.Puback
+	if qos == 2 {
+		typ = packets.Pubrec
+	}
+	var got packets.Packet
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		for _, p := range w.packets(r.t.(*testing.T)) {
+			if p.FixedHeader.Type == typ && p.PacketID == id {
+				got = p
+			}
+		}
+		if got.FixedHeader.Type != 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got.FixedHeader.Type == 0 {
+		r.t.Fatalf("no acknowledgement of publish %d on %s", id, topic)
+	}
+	return got
 }
 
-// publishFrom runs a client's QoS 1 publish through OnPublish as Mochi
-// does (origin, time) and returns the packet Mochi would route.
-func (r *rig) publishFrom(cl *mqtt.Client, topic, payload string) (packets.Packet, error) {
-	pk := publish(topic, 1, 1, payload)
-	pk.Origin, pk.Created = cl.ID, time.Now().Unix()
-	return r.h.OnPublish(cl, pk)
+// offline takes a client's connection away as Mochi does: OnDisconnect,
+// and the client closed (deliveries to it then stay in its table).
+func (r *rig) offline(cl *mqtt.Client) {
+	r.h.OnDisconnect(cl, errors.New("gone"), false)
+	cl.Stop(errors.New("gone"))
 }
 
 // An offline persistent session keeps the rights it last held for its
-// queue; a QoS 1 message for it is on disk when OnPublish returns (before
-// the PUBACK), tied to the delivery Mochi numbers, and gone when it is
-// acknowledged; a full queue takes no more.
+// queue; a QoS 1 message for it is on disk before the publisher's PUBACK,
+// tied to the delivery Mochi numbers, and gone when it is acknowledged; a
+// full queue takes no more.
 func TestOfflineQueueInTheHook(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	r := newRig(t, func(_ *tokenauth.Config, c *Config) { c.Store, c.MaxQueued = st, 2 })
-	subTok := r.apply(token.ActionRead, time.Hour, "fleet/#")
 	sub, _ := r.newClient("sub", 4, false)
-	if err := r.connect(sub, persistent(connectPacket(4, "d", subTok))); err != nil {
+	if err := r.connect(sub, persistent(connectPacket(4, "d", r.apply(token.ActionRead, time.Hour, "fleet/#")))); err != nil {
 		t.Fatal(err)
 	}
 	r.subscribe(sub, "fleet/+/cmd")
@@ -80,7 +99,7 @@ func TestOfflineQueueInTheHook(t *testing.T) {
 	if s := stored(t, st); len(s.Sessions) != 1 || len(s.Subscriptions) != 1 || s.Sessions[0].Held[0].Grant.Resources[0] != "fleet/#" {
 		t.Fatalf("stored session %+v, subscriptions %+v", s.Sessions, s.Subscriptions)
 	}
-	r.h.OnDisconnect(sub, errors.New("gone"), false)
+	r.offline(sub)
 	if q := r.h.QueueStats(); q.Offline != 1 || r.h.Sessions() != 0 {
 		t.Fatalf("offline %d, connected %d", q.Offline, r.h.Sessions())
 	}
@@ -88,46 +107,36 @@ func TestOfflineQueueInTheHook(t *testing.T) {
 		t.Fatal("an offline session's queue does not follow the rights it last held")
 	}
 
-	pub, _ := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "fleet/#"))
-	out, err := r.publishFrom(pub, "fleet/a/cmd", "m1")
-	if err != nil {
-		t.Fatal(err)
+	pub, pw := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "fleet/#"))
+	r.publishAs(pub, pw, "fleet/a/cmd", "m1", 1, 1)
+	s := stored(t, st) // the PUBACK has come: the record is on disk
+	if len(s.Messages) != 1 || string(s.Messages[0].Payload) != "m1" || s.Messages[0].ClientID != "sub" {
+		t.Fatalf("PUBACK before the message was on disk: %+v", s.Messages)
 	}
-	if s := stored(t, st); len(s.Messages) != 1 || string(s.Messages[0].Payload) != "m1" || s.Messages[0].ClientID != "sub" {
-		t.Fatalf("OnPublish returned without the message on disk: %+v", s.Messages)
+	queued := sub.State.Inflight.GetAll(false)
+	if len(queued) != 1 || s.Messages[0].PacketID != queued[0].PacketID {
+		t.Fatalf("record not tied to the queued delivery: %+v / %+v", s.Messages, queued)
 	}
-	d := r.deliver(sub, out)
-	r.h.OnPublished(pub, out)
-	s := stored(t, st)
-	if len(s.Messages) != 1 || s.Messages[0].PacketID != d.PacketID {
-		t.Fatalf("record not tied to the delivery's packet ID %d: %+v", d.PacketID, s.Messages)
-	}
-	out2, _ := r.publishFrom(pub, "fleet/b/cmd", "m2")
-	r.deliver(sub, out2)
-	r.h.OnPublished(pub, out2)
+	r.publishAs(pub, pw, "fleet/b/cmd", "m2", 1, 2)
 	if q := r.h.QueueStats(); q.Queued != 2 {
 		t.Fatalf("queued %d", q.Queued)
 	}
 	// Full (2): the next is not taken, and is counted.
-	if r.h.OnACLCheck(sub, "fleet/c/cmd", false) {
-		t.Fatal("a full queue takes more")
-	}
-	out3, _ := r.publishFrom(pub, "fleet/c/cmd", "m3")
-	r.h.OnPublished(pub, out3)
-	if q := r.h.QueueStats(); q.DroppedFull != 1 {
-		t.Fatalf("dropped as full: %d", q.DroppedFull)
+	r.publishAs(pub, pw, "fleet/c/cmd", "m3", 1, 3)
+	if q := r.h.QueueStats(); q.DroppedFull != 1 || sub.State.Inflight.Len() != 2 {
+		t.Fatalf("dropped as full: %d, queued %d", q.DroppedFull, sub.State.Inflight.Len())
 	}
 	if s := stored(t, st); len(s.Messages) != 2 {
 		t.Fatalf("%d records, want 2 (none for the dropped one)", len(s.Messages))
 	}
 	// Acknowledged: the record goes. (The acknowledgement of a client's own
 	// publish, which Mochi stamps, is not one of these.)
-	r.h.OnQosComplete(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: d.PacketID, Created: 1})
+	id := queued[0].PacketID
+	r.h.OnQosComplete(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id, Created: 1})
 	if s := stored(t, st); len(s.Messages) != 2 {
 		t.Fatal("the acknowledgement of the client's own publish removed a delivery's record")
 	}
-	sub.State.Inflight.Delete(d.PacketID)
-	r.h.OnQosComplete(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: d.PacketID})
+	r.h.OnQosComplete(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 	if s := stored(t, st); len(s.Messages) != 1 || string(s.Messages[0].Payload) != "m2" {
 		t.Fatalf("after the PUBACK: %+v", s.Messages)
 	}
@@ -146,17 +155,20 @@ func TestResumeRechecksInTheHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.subscribe(sub, "secret/#")
-	r.h.OnDisconnect(sub, errors.New("gone"), false)
-	pub, _ := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "secret/#"))
-	for _, p := range []string{"a", "b", "c"} {
-		out, _ := r.publishFrom(pub, "secret/x", p)
-		d := r.deliver(sub, out)
-		if p == "b" { // as sent with an outgoing topic alias: no topic in the packet
-			d.TopicName, d.Properties.TopicAlias, d.Properties.TopicAliasFlag = "", 1, true
-			sub.State.Inflight.Set(d)
+	r.offline(sub)
+	pub, pw := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "secret/#"))
+	aliasOne := func(cl *mqtt.Client, payload string) { // as if sent with an outgoing topic alias: no topic in the packet
+		for _, pk := range cl.State.Inflight.GetAll(false) {
+			if string(pk.Payload) == payload {
+				pk.TopicName, pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = "", 1, true
+				cl.State.Inflight.Set(pk)
+			}
 		}
-		r.h.OnPublished(pub, out)
 	}
+	for i, p := range []string{"a", "b", "c"} {
+		r.publishAs(pub, pw, "secret/x", p, 1, uint16(i+1))
+	}
+	aliasOne(sub, "b")
 
 	thief, _ := r.newClient("dev", 5, false)
 	if err := r.connect(thief, persistent(connectPacket(5, "d", r.apply(token.ActionRead, time.Hour, "public/#")))); err != nil {
@@ -176,18 +188,17 @@ func TestResumeRechecksInTheHook(t *testing.T) {
 	}
 
 	// The owner's own resume keeps them, in order, topics restored.
-	r.h.OnDisconnect(thief, errors.New("gone"), false)
-	r.subscribe(thief, "secret/#") // (as the owner subscribes again through the thief's parked session)
-	for _, p := range []string{"d", "e", "f"} {
-		out, _ := r.publishFrom(pub, "secret/x", p)
-		d := r.deliver(thief, out)
-		if p == "e" {
-			d.TopicName, d.Properties.TopicAlias, d.Properties.TopicAliasFlag = "", 1, true
-			thief.State.Inflight.Set(d)
-		}
-		r.h.OnPublished(pub, out)
+	own, _ := r.newClient("dev2", 5, false)
+	if err := r.connect(own, persistent(connectPacket(5, "d", owner))); err != nil {
+		t.Fatal(err)
 	}
-	back, _ := r.newClient("dev", 5, false)
+	r.subscribe(own, "secret/#")
+	r.offline(own)
+	for i, p := range []string{"d", "e", "f"} {
+		r.publishAs(pub, pw, "secret/x", p, 1, uint16(i+10))
+	}
+	aliasOne(own, "e")
+	back, _ := r.newClient("dev2", 5, false)
 	if err := r.connect(back, persistent(connectPacket(5, "d", owner))); err != nil {
 		t.Fatal(err)
 	}
@@ -217,21 +228,18 @@ func TestRestoreAtStart(t *testing.T) {
 	}
 	r.subscribe(sub, "devices/pump-1/#")
 	r.h.OnSubscribed(sub, packets.Packet{Filters: packets.Subscriptions{{Filter: "devices/pump-1/#", Qos: 1}}}, []byte{1})
-	r.h.OnDisconnect(sub, errors.New("gone"), false)
-	pub, _ := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "devices/#", "status/#"))
-	for _, p := range []string{"one", "two"} {
-		out, _ := r.publishFrom(pub, "devices/pump-1/cmd", p)
-		r.deliver(sub, out)
-		r.h.OnPublished(pub, out)
-	}
-	ret := publish("status/pump-1", 1, 9, "up")
-	ret.FixedHeader.Retain, ret.Origin, ret.Created = true, "pub", time.Now().Unix()
-	if _, err := r.h.OnPublish(pub, ret); err != nil {
+	r.offline(sub)
+	pub, pw := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "devices/#", "status/#"))
+	r.publishAs(pub, pw, "devices/pump-1/cmd", "one", 1, 1)
+	r.publishAs(pub, pw, "devices/pump-1/cmd", "two", 1, 2)
+	ret := publish("status/pump-1", 1, 3, "up")
+	ret.FixedHeader.Retain = true
+	if err := r.server.InjectPacket(pub, ret); err != nil {
 		t.Fatal(err)
 	}
-	state := stored(t, st)
-	if len(state.Retained) != 1 || string(state.Retained[0].Payload) != "up" {
-		t.Fatalf("retained %+v", state.Retained)
+	testkit.WaitFor(t, 3*time.Second, "the retained message on disk", func() bool { return len(stored(t, st).Retained) == 1 })
+	if s := stored(t, st); string(s.Retained[0].Payload) != "up" {
+		t.Fatalf("retained %+v", s.Retained)
 	}
 	st.Close()
 
@@ -286,15 +294,21 @@ func TestPublishRefusedWhenUnstored(t *testing.T) {
 	st.Close() // the disk is gone
 	wtok := r.apply(token.ActionWrite, time.Hour, "a/#")
 	v5, w5 := r.mustConnect("pub5", 5, "d", wtok)
-	if _, err := r.publishFrom(v5, "a/x", "m"); !errors.Is(err, packets.ErrRejectPacket) {
-		t.Fatalf("v5: %v", err)
+	if a := r.publishAs(v5, w5, "a/x", "m", 1, 1); a.ReasonCode != 0x80 {
+		t.Fatalf("v5 PUBACK 0x%02x, want 0x80", a.ReasonCode)
 	}
-	if a := w5.waitPacket(t, packets.Puback); a.ReasonCode != 0x80 {
-		t.Fatalf("v5 PUBACK 0x%02x", a.ReasonCode)
+	if sub.State.Inflight.Len() != 0 {
+		t.Fatal("an unstored message was delivered")
 	}
 	v3, w3 := r.mustConnect("pub3", 4, "d", wtok)
-	if _, err := r.publishFrom(v3, "a/x", "m"); !errors.Is(err, packets.ErrRejectPacket) || !w3.isClosed() {
-		t.Fatalf("v3.1.1: %v, closed %v", err, w3.isClosed())
+	if err := r.server.InjectPacket(v3, publish("a/x", 1, 1, "m")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 3*time.Second, "the v3.1.1 publisher to be disconnected", w3.isClosed)
+	for _, p := range w3.packets(t) {
+		if p.FixedHeader.Type == packets.Puback {
+			t.Fatal("an unstored v3.1.1 publish was acknowledged")
+		}
 	}
 }
 
@@ -382,46 +396,47 @@ func TestStorageEvents(t *testing.T) {
 	}
 
 	// QoS 2: the client's PUBREC marks the record; a drop removes it.
-	r.subscribe(sub, "a/#")
-	pub, _ := r.mustConnect("pub", 5, "d", tok)
-	pk := publish("a/x", 2, 3, "q2")
-	pk.Origin, pk.Created = "pub", time.Now().Unix()
-	out, _ := r.h.OnPublish(pub, pk)
-	d := r.deliver(sub, out)
-	r.h.OnPublished(pub, out)
-	r.h.OnPacketRead(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: d.PacketID})
+	sub.State.Subscriptions.Add("a/#", packets.Subscription{Filter: "a/#", Qos: 2})
+	r.server.Topics.Subscribe("sub", packets.Subscription{Filter: "a/#", Qos: 2})
+	pub, pw := r.mustConnect("pub", 5, "d", tok)
+	r.publishAs(pub, pw, "a/x", "q2", 2, 3)
+	inflight := sub.State.Inflight.GetAll(false)
+	if len(inflight) != 1 || inflight[0].FixedHeader.Qos != 2 {
+		t.Fatalf("QoS 2 delivery %+v", inflight)
+	}
+	r.h.OnPacketRead(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: inflight[0].PacketID})
 	if s := stored(t, st); len(s.Messages) != 1 || s.Messages[0].State != sessionstore.StatePubrel {
 		t.Fatalf("after PUBREC: %+v", s.Messages)
 	}
-	r.h.OnQosDropped(sub, packets.Packet{PacketID: d.PacketID})
+	r.h.OnQosDropped(sub, packets.Packet{PacketID: inflight[0].PacketID})
 	if s := stored(t, st); len(s.Messages) != 0 {
 		t.Fatal("a dropped delivery kept its record")
 	}
 
-	// Shared subscriptions: the members chosen when the records were written
-	// are the ones Mochi delivers to.
+	// Shared subscriptions: the member chosen when the record was written is
+	// the one Mochi delivers to.
+	members := map[string]*mqtt.Client{}
 	for _, id := range []string{"m1", "m2"} {
 		m, _ := r.newClient(id, 5, false)
 		if err := r.connect(m, persistent(connectPacket(5, "d", tok))); err != nil {
 			t.Fatal(err)
 		}
-		r.server.Topics.Subscribe(id, packets.Subscription{Filter: "$share/g/s/#", Qos: 1})
+		sub := packets.Subscription{Filter: "$share/g/s/#", Qos: 1}
+		m.State.Subscriptions.Add(sub.Filter, sub)
+		r.server.Topics.Subscribe(id, sub)
+		members[id] = m
 	}
-	spk := publish("s/x", 1, 4, "shared")
-	spk.Origin, spk.Created = "pub", time.Now().Unix()
-	sout, _ := r.h.OnPublish(pub, spk)
-	chosen := stored(t, st).Messages
-	if len(chosen) != 1 {
-		t.Fatalf("%d records for one shared delivery", len(chosen))
+	for i := range 10 {
+		r.publishAs(pub, pw, "s/x", "shared", 1, uint16(20+i))
 	}
-	subs := r.server.Topics.Subscribers("s/x")
-	subs = r.h.OnSelectSubscribers(subs, sout)
-	if _, ok := subs.SharedSelected[chosen[0].ClientID]; !ok || len(subs.SharedSelected) != 1 {
-		t.Fatalf("Mochi would deliver to %v, the record is for %s", subs.SharedSelected, chosen[0].ClientID)
+	recs := stored(t, st).Messages
+	if len(recs) != 10 {
+		t.Fatalf("%d records for 10 shared deliveries", len(recs))
 	}
-	r.h.OnPublished(pub, sout) // not delivered after all: the record goes
-	if s := stored(t, st); len(s.Messages) != 0 {
-		t.Fatal("an undelivered record stayed")
+	for _, rec := range recs {
+		if _, ok := members[rec.ClientID].State.Inflight.Get(rec.PacketID); !ok {
+			t.Fatalf("the record is for %s, the delivery went elsewhere", rec.ClientID)
+		}
 	}
 
 	// A stuck connection is closed under its writer.
@@ -429,5 +444,56 @@ func TestStorageEvents(t *testing.T) {
 	c.Close(tokenauth.CauseRevoked)
 	if !pub.Closed() {
 		t.Fatal("Close left the connection open")
+	}
+}
+
+// While a publisher has publishes held for their writes, its later ones
+// (QoS 0 included) wait behind them: subscribers get them, and the
+// publisher its acknowledgements, in the order they were sent.
+func TestHeldPublishesKeepOrder(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	r := newRig(t, func(_ *tokenauth.Config, c *Config) { c.Store = st })
+	tok := r.apply(token.ActionReadWrite, time.Hour, "o/#")
+	durable, _ := r.newClient("durable", 5, false) // a persistent subscriber: publishes to o/ are held
+	if err := r.connect(durable, persistent(connectPacket(5, "d", tok))); err != nil {
+		t.Fatal(err)
+	}
+	r.subscribe(durable, "o/#")
+	watcher, ww := r.mustConnect("watcher", 5, "d", tok)
+	r.subscribe(watcher, "o/#")
+	go watcher.WriteLoop() // deliveries reach its wire in order
+	pub, pw := r.mustConnect("pub", 5, "d", tok)
+	for i := range 30 {
+		qos, id := byte(i%2), uint16(0) // QoS 0 and QoS 1 alternating
+		if qos == 1 {
+			id = uint16(i)
+		}
+		if err := r.server.InjectPacket(pub, publish("o/x", qos, id, string(rune('a'+i%26))+string(rune('0'+i/26)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	testkit.WaitFor(t, 5*time.Second, "30 deliveries", func() bool {
+		got = got[:0]
+		for _, p := range ww.packets(t) {
+			if p.FixedHeader.Type == packets.Publish {
+				got = append(got, string(p.Payload))
+			}
+		}
+		return len(got) == 30
+	})
+	for i, p := range got {
+		if want := string(rune('a'+i%26)) + string(rune('0'+i/26)); p != want {
+			t.Fatalf("delivery %d is %q, want %q: %q", i, p, want, got)
+		}
+	}
+	var acks []uint16
+	for _, p := range pw.packets(t) {
+		if p.FixedHeader.Type == packets.Puback {
+			acks = append(acks, p.PacketID)
+		}
+	}
+	if !slices.IsSorted(acks) || len(acks) != 15 {
+		t.Fatalf("PUBACKs %v: want 15, in order", acks)
 	}
 }

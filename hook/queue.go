@@ -53,7 +53,7 @@ func (t *ticket) take(clientID string) (uint64, bool) {
 }
 
 func (h *Hook) ticketOf(pk *packets.Packet) (*ticket, uint64) {
-	if len(pk.Filters) != 1 || pk.Filters[0].Filter != ticketMarker {
+	if len(pk.Filters) != 1 || pk.Filters[0].Filter != ticketMarker || pk.Filters[0].Identifier <= 0 {
 		return nil, 0
 	}
 	id := uint64(pk.Filters[0].Identifier)
@@ -126,47 +126,41 @@ func (h *Hook) targets(pk *packets.Packet) ([]target, map[string]packets.Subscri
 	return out, subs.SharedSelected
 }
 
-// persistPublish writes, before the publisher's acknowledgement, a record
-// of a QoS 1/2 message for every persistent session it is for, and
-// tickets the packet. It returns false if the records could not be
-// written: the publish must then be refused, not acknowledged.
-func (h *Hook) persistPublish(pk *packets.Packet) bool {
+// prepareRecords starts writing, for a QoS 1/2 publish, a record for
+// every persistent session it is for (and its retained message), tickets
+// the packet, and returns the write's result channel; nil if there is
+// nothing to write.
+func (h *Hook) prepareRecords(pk *packets.Packet) <-chan error {
+	store := h.cfg.Store
 	var ts []target
 	var shared map[string]packets.Subscription
 	if h.persistent.Load() > 0 {
 		ts, shared = h.targets(pk)
 	}
-	store := h.cfg.Store
 	retain := store != nil && pk.FixedHeader.Retain
 	if store == nil || len(ts) == 0 && !retain {
-		return true // in memory, Mochi's own routing queues it; nothing to write
+		return nil // in memory, Mochi's own routing queues it
 	}
 	t := &ticket{topic: pk.TopicName, retained: retain, shared: shared, seqs: make(map[string]uint64, len(ts))}
-	{
-		ops := make([]sessionstore.Op, 0, len(ts)+1)
-		props := encodeProperties(pk.Properties)
-		if retain {
-			ops = append(ops, retainedOp(*pk))
-		}
-		for _, tg := range ts {
-			seq := store.NextSeq()
-			t.seqs[tg.c.cl.ID] = seq
-			ops = append(ops, sessionstore.PutMessage(sessionstore.Message{
-				ClientID: tg.c.cl.ID, Seq: seq, QoS: tg.qos,
-				Retain: pk.FixedHeader.Retain && tg.sub.RetainAsPublished && tg.c.cl.Properties.ProtocolVersion >= 5,
-				Topic:  pk.TopicName, Origin: pk.Origin, Payload: pk.Payload, Created: pk.Created, Expiry: pk.Expiry,
-				Properties: props,
-			}))
-		}
-		if err := store.Write(ops...); err != nil {
-			h.log.Error("publish refused: its messages for persistent sessions could not be stored", "topic", pk.TopicName, "err", err)
-			return false
-		}
+	ops := make([]sessionstore.Op, 0, len(ts)+1)
+	if retain {
+		ops = append(ops, retainedOp(*pk))
+	}
+	props := encodeProperties(pk.Properties)
+	for _, tg := range ts {
+		seq := store.NextSeq()
+		t.seqs[tg.c.cl.ID] = seq
+		ops = append(ops, sessionstore.PutMessage(sessionstore.Message{
+			ClientID: tg.c.cl.ID, Seq: seq, QoS: tg.qos,
+			Retain: pk.FixedHeader.Retain && tg.sub.RetainAsPublished && tg.c.cl.Properties.ProtocolVersion >= 5,
+			Topic:  pk.TopicName, Origin: pk.Origin, Payload: pk.Payload, Created: pk.Created, Expiry: pk.Expiry,
+			Properties: props,
+		}))
 	}
 	id := h.ticketSeq.Add(1)
 	h.tickets.Store(id, t)
 	pk.Filters = packets.Subscriptions{{Filter: ticketMarker, Identifier: int(id)}}
-	return true
+	return store.Submit(ops...)
 }
 
 // OnSelectSubscribers picks, for a ticketed publish, the shared
@@ -180,12 +174,17 @@ func (h *Hook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *m
 
 // OnPublished runs when Mochi has routed a publish: records written for
 // deliveries it did not make (a session that went away, a full table) go.
-func (h *Hook) OnPublished(_ *mqtt.Client, pk packets.Packet) {
-	t, id := h.ticketOf(&pk)
+func (h *Hook) OnPublished(_ *mqtt.Client, pk packets.Packet) { h.dropTicket(&pk) }
+
+// dropTicket ends a ticket: its records no delivery claimed are deleted.
+func (h *Hook) dropTicket(pk *packets.Packet) {
+	t, id := h.ticketOf(pk)
 	if t == nil {
 		return
 	}
-	h.tickets.Delete(id)
+	if _, loaded := h.tickets.LoadAndDelete(id); !loaded {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if store := h.cfg.Store; store != nil {

@@ -233,8 +233,8 @@ func connectPacket(v byte, user, pass string) packets.Packet {
 // handed over from an older client of the ID, the client registered, the
 // CONNACK, OnSessionEstablished); it returns OnConnect's error.
 func (r *rig) connect(cl *mqtt.Client, pk packets.Packet) error {
-	cl.Properties.Clean = pk.Connect.Clean
-	cl.Properties.Props = pk.Properties.Copy(false)
+	pk.Connect.ClientIdentifier, pk.ProtocolVersion = cl.ID, cl.Properties.ProtocolVersion
+	cl.ParseConnect("tcp", pk)
 	if err := r.h.OnConnect(cl, pk); err != nil {
 		return err
 	}

@@ -191,12 +191,17 @@ func (s *Store) NextSeq() uint64 { return s.seq.Add(1) }
 
 // Write applies ops in one transaction (shared with concurrent writers) and
 // returns once it is on disk.
-func (s *Store) Write(ops ...Op) error {
+func (s *Store) Write(ops ...Op) error { return <-s.Submit(ops...) }
+
+// Submit queues ops for the next transaction and returns a channel that
+// gets its result once it is on disk (or failed). Transactions commit in
+// the order their writes were submitted.
+func (s *Store) Submit(ops ...Op) <-chan error {
 	done := make(chan error, 1)
 	if err := s.send(request{ops: ops, done: done}); err != nil {
-		return err
+		done <- err
 	}
-	return <-done
+	return done
 }
 
 // WriteAsync queues ops for the next transaction without waiting. A
