@@ -11,6 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // scrape reads /metrics and lints it.
@@ -141,5 +143,44 @@ func TestMetricsInEveryRole(t *testing.T) {
 		if fams := scrape(t, base); len(fams) == 0 {
 			t.Fatalf("%s/metrics is empty", base)
 		}
+	}
+}
+
+// Issue 12: the session metrics move with what they count.
+func TestSessionMetricsMove(t *testing.T) {
+	e := startEnv(t, func(c *config.Config) { c.Broker.MaxQueuedMessages, c.Broker.MaxSessionExpiry = 2, 2*time.Second })
+	base := "http://" + e.srv.APIAddr().String()
+	before := scrape(t, base)
+	sub := connectSession(t, 5, e.mqtt, "dev", e.apply("m/#", "R", time.Hour))
+	sub.subscribe("m/#", 1)
+	sub.close()
+	testkit.WaitFor(t, 2*time.Second, "the session to be offline", func() bool { return e.srv.Hook().QueueStats().Offline == 1 })
+	during := scrape(t, base)
+	pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("m/#", "W", time.Hour))
+	for range 3 {
+		pub.publish("m/x", 1, false, "x")
+	}
+	thief := connectSession(t, 5, e.mqtt, "dev", e.apply("other/#", "R", time.Hour))
+	thief.close()
+	testkit.WaitFor(t, 6*time.Second, "the session to expire", func() bool { return e.srv.Hook().QueueStats().ExpiredSessions == 1 })
+	after := scrape(t, base)
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{"tokenmq_session_messages_queued_total", 2},
+		{"tokenmq_session_messages_dropped_queue_full_total", 1},
+		{"tokenmq_session_messages_dropped_on_resume_total", 2},
+		{"tokenmq_sessions_expired_total", 1},
+	} {
+		if d := value(after, c.name) - value(before, c.name); d != c.want {
+			t.Errorf("%s moved by %v, want %v", c.name, d, c.want)
+		}
+	}
+	if v := value(during, "tokenmq_sessions_offline"); v != 1 {
+		t.Errorf("tokenmq_sessions_offline = %v with one session offline", v)
+	}
+	if v := value(after, "tokenmq_sessions_offline"); v != 0 {
+		t.Errorf("tokenmq_sessions_offline = %v after it expired", v)
 	}
 }
