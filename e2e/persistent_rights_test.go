@@ -58,26 +58,31 @@ func TestOfflineQueueStopsWithItsToken(t *testing.T) {
 }
 
 // broker.max_queued_messages bounds an offline session's queue; the rest
-// are dropped and counted.
+// are dropped and counted. The same in memory (persistence none).
 func TestOfflineQueueBound(t *testing.T) {
-	e := startEnv(t, func(c *config.Config) { c.Broker.MaxQueuedMessages = 5 })
-	tok := e.apply("fleet/#", "R,W", time.Hour)
-	sub := connectSession(t, 4, e.mqtt, "bounded", tok)
-	sub.subscribe("fleet/#", 1)
-	sub.close()
-	pub := mustConnect5(t, e.mqtt, "pub", "d", tok)
-	before := e.srv.Hook().QueueStats()
-	for i := range 8 {
-		pub.publish("fleet/a", 1, false, fmt.Sprint("m", i))
-	}
-	back := connectSession(t, 4, e.mqtt, "bounded", tok)
-	got := waitPayloads(t, back, "fleet/", 5)
-	if !slices.Equal(got, []string{"m0", "m1", "m2", "m3", "m4"}) {
-		t.Fatalf("received %q, want the first five", got)
-	}
-	after := e.srv.Hook().QueueStats()
-	if after.DroppedFull-before.DroppedFull != 3 || after.Queued-before.Queued != 5 {
-		t.Fatalf("queued %d, dropped as full %d; want 5 and 3", after.Queued-before.Queued, after.DroppedFull-before.DroppedFull)
+	for _, persistence := range []string{"bolt", "none"} {
+		t.Run(persistence, func(t *testing.T) {
+			e := startEnv(t, func(c *config.Config) { c.Broker.MaxQueuedMessages, c.Broker.Persistence = 5, persistence })
+			tok := e.apply("fleet/#", "R,W", time.Hour)
+			sub := connectSession(t, 4, e.mqtt, "bounded", tok)
+			sub.subscribe("fleet/#", 1)
+			sub.close()
+			testkit.WaitFor(t, 2*time.Second, "the session to be offline", func() bool { return e.srv.Hook().QueueStats().Offline == 1 })
+			pub := mustConnect5(t, e.mqtt, "pub", "d", tok)
+			before := e.srv.Hook().QueueStats()
+			for i := range 8 {
+				pub.publish("fleet/a", 1, false, fmt.Sprint("m", i))
+			}
+			back := connectSession(t, 4, e.mqtt, "bounded", tok)
+			got := waitPayloads(t, back, "fleet/", 5)
+			if !slices.Equal(got, []string{"m0", "m1", "m2", "m3", "m4"}) {
+				t.Fatalf("received %q, want the first five", got)
+			}
+			after := e.srv.Hook().QueueStats()
+			if after.DroppedFull-before.DroppedFull != 3 || after.Queued-before.Queued != 5 {
+				t.Fatalf("queued %d, dropped as full %d; want 5 and 3", after.Queued-before.Queued, after.DroppedFull-before.DroppedFull)
+			}
+		})
 	}
 }
 

@@ -42,6 +42,7 @@ type client struct {
 	// Publishes of this client held until their records are on disk (hold.go).
 	holdMu    sync.Mutex
 	held      []held
+	heldN     atomic.Int32 // len(held), for holding()
 	releasing bool
 }
 

@@ -41,12 +41,9 @@ type held struct {
 	done <-chan error // nil: nothing written
 }
 
-// holding reports whether the client has publishes held.
-func (c *client) holding() bool {
-	c.holdMu.Lock()
-	defer c.holdMu.Unlock()
-	return len(c.held) > 0
-}
+// holding reports whether the client has publishes held (lock-free: it is
+// asked for every publish).
+func (c *client) holding() bool { return c.heldN.Load() > 0 }
 
 // hold holds a publish back: its records (if allowed and it has any) are
 // being written; it goes back to Mochi when they are on disk.
@@ -62,6 +59,7 @@ func (h *Hook) hold(c *client, pk packets.Packet, allowed bool) (packets.Packet,
 	}
 	c.holdMu.Lock()
 	c.held = append(c.held, held{pk: pk, done: done})
+	c.heldN.Add(1)
 	start := !c.releasing
 	c.releasing = true
 	c.holdMu.Unlock()
@@ -96,6 +94,7 @@ func (h *Hook) release(c *client) {
 		h.dropTicket(&next.pk) // delivered or not, its unclaimed records go (OnPublished did it if Mochi routed it)
 		c.holdMu.Lock()
 		c.held = c.held[1:]
+		c.heldN.Add(-1)
 		c.holdMu.Unlock()
 	}
 }

@@ -36,17 +36,19 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.cancelWill(cl.ID) // [MQTT-3.1.3-9]: a new connection to the session, no delayed Will
 	var inherited map[uint16]msgRef
+	wasPersistent := false
 	if old, ok := h.server.Clients.Get(cl.ID); ok && old != cl {
 		if oc := h.client(old); oc != nil {
 			oc.qmu.Lock()
 			inherited = oc.queue
 			oc.queue = nil
 			oc.qmu.Unlock()
+			wasPersistent = oc.persistent
 		}
 		h.forget(old)
 	}
 	clean := pk.Connect.Clean
-	if store := h.cfg.Store; store != nil && clean {
+	if store := h.cfg.Store; store != nil && clean && wasPersistent { // a clean start discards the stored session
 		if err := store.Write(sessionstore.DeleteSession(cl.ID)); err != nil {
 			h.log.Error("discarding a stored session failed", "client", cl.ID, "err", err)
 		}
