@@ -119,10 +119,10 @@ type client5 struct {
 	t              *testing.T
 	sessionPresent bool
 	c              *paho.Client
-	mu         sync.Mutex
-	msgs       []message
-	disconnect *paho.Disconnect
-	closed     chan struct{}
+	mu             sync.Mutex
+	msgs           []message
+	disconnect     *paho.Disconnect
+	closed         chan struct{}
 }
 
 // connect5 opens an MQTT 5 connection; conn may be nil for TCP to addr.
@@ -162,8 +162,8 @@ func dial5(t *testing.T, conn net.Conn, clientID, username, password string, noA
 	var closeOnce sync.Once
 	cl.c = paho.NewClient(paho.ClientConfig{
 		EnableManualAcknowledgment: noAck,
-		ClientID: clientID,
-		Conn:     packets.NewThreadSafeConn(conn), // paho writes from several goroutines
+		ClientID:                   clientID,
+		Conn:                       packets.NewThreadSafeConn(conn), // paho writes from several goroutines
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.mu.Lock()
 			m := message{topic: pr.Packet.Topic, payload: string(pr.Packet.Payload), retain: pr.Packet.Retain, props: map[string]string{}}
@@ -307,9 +307,9 @@ type client3 struct {
 	t              *testing.T
 	sessionPresent bool
 	c              pahov3.Client
-	mu   sync.Mutex
-	msgs []message
-	lost chan struct{}
+	mu             sync.Mutex
+	msgs           []message
+	lost           chan struct{}
 }
 
 // connect3 opens an MQTT 3.1.1 connection and returns the client (nil if

@@ -351,3 +351,28 @@ func TestTokenSignForCurl(t *testing.T) {
 		t.Fatalf("second GET: %d %s", status, body)
 	}
 }
+
+// token apply --client-id binds the token; query shows the binding;
+// explain --client-id answers for that client (SPEC §3.7).
+func TestTokenClientBinding(t *testing.T) {
+	t.Setenv(envKeyID, testKeyID)
+	t.Setenv(envKeySecret, testKeySecret)
+	url := startServer(t)
+	code, tok, stderr := cli(t, "token", "apply", "--endpoint", url, "--resources", "devices/${clientid}/#", "--actions", "R,W", "--client-id", "pump-*,valve-1")
+	tok = strings.TrimSpace(tok)
+	if code != 0 {
+		t.Fatalf("apply --client-id: exit %d, %q", code, stderr)
+	}
+	if code, out, _ := cli(t, "token", "query", "--endpoint", url, tok); code != 0 || !strings.Contains(out, "client ids:  pump-*, valve-1") {
+		t.Fatalf("query: exit %d, %q", code, out)
+	}
+	if code, out, _ := cli(t, "token", "explain", tok, "--endpoint", url, "--topic", "devices/pump-3/up", "--operation", "publish", "--client-id", "pump-3"); code != 0 || !strings.Contains(out, `allowed: resource "devices/pump-3/#"`) {
+		t.Fatalf("explain for pump-3: exit %d, %q", code, out)
+	}
+	if code, out, _ := cli(t, "token", "explain", tok, "--endpoint", url, "--topic", "devices/pump-3/up", "--operation", "publish", "--client-id", "gate-1"); code != 1 || !strings.Contains(out, "bound to other client IDs") {
+		t.Fatalf("explain for gate-1: exit %d, %q", code, out)
+	}
+	if code, _, stderr := cli(t, "token", "apply", "--endpoint", url, "--resources", "a", "--actions", "R", "--client-id", "a*b"); code != 1 || !strings.Contains(stderr, "InvalidParameter.ClientId") {
+		t.Fatalf("a malformed binding: exit %d, %q", code, stderr)
+	}
+}
