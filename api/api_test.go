@@ -144,16 +144,47 @@ func TestNonceCacheBounded(t *testing.T) {
 	if r := c.add("k", "0", now.Add(29*time.Minute)); r != nonceUsed {
 		t.Fatalf("nonce 0 after 29 min: %v, want nonceUsed", r)
 	}
-	if r := c.add("other-key", "0", now); r != nonceFull {
-		t.Fatalf("same nonce, other key, full cache: %v", r)
+	// The bound is per key: another key is not crowded out by the first.
+	for i := range 3 {
+		if r := c.add("other-key", fmt.Sprint(i), now); r != nonceFresh {
+			t.Fatalf("other key's nonce %d with the first key full: %v, want nonceFresh", i, r)
+		}
+	}
+	if r := c.add("other-key", "3", now); r != nonceFull {
+		t.Fatalf("other key past its own capacity: %v", r)
 	}
 	// After 3 windows every generation has rotated out, and room returns.
 	later := now.Add(45 * time.Minute)
 	if r := c.add("k", "0", later); r != nonceFresh {
 		t.Fatalf("nonce 0 after 45 min: %v, want nonceFresh", r)
 	}
-	if c.count != 1 {
-		t.Fatalf("count %d after rotation, want 1", c.count)
+	if n := c.count("k"); n != 1 {
+		t.Fatalf("count %d after rotation, want 1", n)
+	}
+	if n := c.count("other-key"); n != 3 { // stored after the first rotation, in a younger generation
+		t.Fatalf("other key's count %d, want its 3 still remembered", n)
+	}
+}
+
+// SPEC §2.1: a broker key flooding QueryToken fills only its own share of
+// the replay cache; an admin's RevokeToken still works.
+func TestNonceFloodLeavesOtherKeys(t *testing.T) {
+	hs := newHarness(t, withNonceCapacity(50))
+	tok := hs.apply("inst-a", "a", "R", time.Hour)
+	query := map[string]string{"InstanceId": "inst-a", "Token": tok}
+	overflowed := false
+	for range 60 {
+		status, body := hs.do(http.MethodPost, hs.signed(http.MethodPost, brokerID, brokerSecret, "QueryToken", query))
+		if status != 200 {
+			assertError(t, status, body, 400, CodeSystemOverFlow)
+			overflowed = true
+		}
+	}
+	if !overflowed {
+		t.Fatal("the broker key never reached its share")
+	}
+	if status, body := hs.call("RevokeToken", query); status != 200 {
+		t.Fatalf("admin RevokeToken during a broker key's nonce flood: %d %v", status, body)
 	}
 }
 

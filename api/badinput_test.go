@@ -120,6 +120,9 @@ func TestBadInput(t *testing.T) {
 		{"timestamp 16 min ahead", func() *http.Request { return apply(map[string]string{"Timestamp": stamp(16 * time.Minute)}) }, 400, "InvalidTimeStamp.Expired"},
 		{"timestamp not UTC form", func() *http.Request { return apply(map[string]string{"Timestamp": "2026-11-22 10:00:00"}) }, 400, "InvalidTimeStamp.Format"},
 		{"timestamp with offset", func() *http.Request { return apply(map[string]string{"Timestamp": "2026-11-22T10:00:00+08:00"}) }, 400, "InvalidTimeStamp.Format"},
+		{"timestamp with fractional seconds", func() *http.Request {
+			return apply(map[string]string{"Timestamp": hs.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z")})
+		}, 400, "InvalidTimeStamp.Format"},
 		{"SignatureMethod MD5", func() *http.Request { return signedThenEdited(map[string]string{"SignatureMethod": "HMAC-MD5"}) }, 400, "InvalidParameter.SignatureMethod"},
 		{"SignatureVersion 2.0", func() *http.Request { return apply(map[string]string{"SignatureVersion": "2.0"}) }, 400, "InvalidParameter.SignatureVersion"},
 		{"Version of another API", func() *http.Request { return apply(map[string]string{"Version": "2019-01-01"}) }, 400, "InvalidVersion"},

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -29,7 +30,7 @@ type Config struct {
 	Keys *Keys
 	// TimestampWindow is how far a request's Timestamp may be from now. Default 15m.
 	TimestampWindow time.Duration
-	// NonceCapacity bounds the replay cache, in nonces. Default 1,000,000.
+	// NonceCapacity bounds the replay cache per access key, in nonces. Default 1,000,000.
 	NonceCapacity int
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
@@ -289,6 +290,9 @@ func (h *Handler) authenticate(ctx context.Context, method string, ps params) (*
 		return nil, errInvalidParam("Format", "%q is not supported; use JSON.", clip(v, 32))
 	}
 	ts, err := time.Parse(timestampLayout, ps.value("Timestamp"))
+	if err == nil && len(ps.value("Timestamp")) != len(timestampLayout) { // Go's parser takes fractional seconds the layout lacks
+		err = errors.New("not the documented format")
+	}
 	if err != nil {
 		return nil, newError(CodeTimestampFormat,
 			"Specified timestamp %q is not in the format YYYY-MM-DDThh:mm:ssZ (UTC).", clip(ps.value("Timestamp"), 40))

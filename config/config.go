@@ -145,7 +145,9 @@ type Broker struct {
 type API struct {
 	// TimestampWindow is how far a signed request's Timestamp may be from server time. Default 15m.
 	TimestampWindow time.Duration `yaml:"timestamp_window"`
-	// NonceCapacity bounds the replay cache (nonces remembered). Default 1000000.
+	// NonceCapacity bounds the replay cache per access key (nonces remembered
+	// for it; past that the key's requests get 400 SystemOverFlow, no other
+	// key's do). Default 1000000.
 	NonceCapacity int `yaml:"nonce_capacity"`
 	// MaxBodyBytes bounds a request body. Default 1048576.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
