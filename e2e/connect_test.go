@@ -74,3 +74,15 @@ func TestPlainFormCanBeTurnedOff(t *testing.T) {
 	}
 	mustConnect5(t, e.mqtt, "apsara", "Token|"+adminID+"|mqtt-local", "RW|"+tok)
 }
+
+// SPEC §3.1: an empty password with the password flag set is bad
+// credentials: 0x86 (v5), 0x04 (v3.1.1), not a protocol error.
+func TestEmptyPasswordIsBadCredentials(t *testing.T) {
+	e := startEnv(t)
+	for v, want := range map[byte]byte{5: 0x86, 4: 0x04} {
+		code, err := rawConnectEmptyPassword(e.mqtt, v)
+		if err != nil || code != want {
+			t.Errorf("protocol %d: CONNACK 0x%02x (%v), want 0x%02x", v, code, err, want)
+		}
+	}
+}

@@ -87,3 +87,39 @@ func remainingLength(n int) []byte {
 		}
 	}
 }
+
+// rawConnectEmptyPassword sends a CONNECT of protocol level v (4 or 5)
+// with the password flag set and a zero-length password, and returns the
+// CONNACK's code.
+func rawConnectEmptyPassword(addr string, v byte) (byte, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var body []byte
+	body = appendString(body, "MQTT")
+	body = append(body, v, 0xC2, 0, 60) // username, password, clean
+	if v == 5 {
+		body = append(body, 0) // no properties
+	}
+	body = appendString(body, "empty-password")
+	body = appendString(body, "d")
+	body = appendString(body, "")
+	pkt := append([]byte{0x10}, remainingLength(len(body))...)
+	if _, err := conn.Write(append(pkt, body...)); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(conn)
+	first, err := r.ReadByte()
+	if err != nil || first != 0x20 {
+		return 0, fmt.Errorf("no CONNACK (%x, %v)", first, err)
+	}
+	n, _ := r.ReadByte()
+	ack := make([]byte, n)
+	if _, err := io.ReadFull(r, ack); err != nil || n < 2 {
+		return 0, fmt.Errorf("short CONNACK: %v", err)
+	}
+	return ack[1], nil
+}

@@ -14,7 +14,7 @@ import (
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	c := &client{h: h, cl: cl}
 	s, ref := h.auth.Connect(tokenauth.ConnectRequest{
-		ClientID: cl.ID, Remote: cl.Net.Remote,
+		ClientID: cl.ID, Remote: cl.Net.Remote, ProtocolVersion: cl.Properties.ProtocolVersion,
 		Username: pk.Connect.Username, Password: pk.Connect.Password, HasPassword: pk.Connect.PasswordFlag,
 		AuthMethod: pk.Properties.AuthenticationMethod, AuthData: pk.Properties.AuthenticationData,
 		HasWill: pk.Connect.WillFlag, WillTopic: pk.Connect.WillTopic,

@@ -15,6 +15,12 @@ import (
 // drops them without asking hooks, and without acknowledging them): it
 // handles $SYS/uploadToken, and answers the others as denied publishes.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect && pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
+		// An empty password is bad credentials (0x86 / 0x04, SPEC §3.1), not
+		// the protocol error Mochi would answer before any hook is asked.
+		pk.Connect.PasswordFlag = false
+		return pk, nil
+	}
 	if pk.FixedHeader.Type == packets.Pubrec {
 		h.markReleased(cl, pk.PacketID)
 		return pk, nil

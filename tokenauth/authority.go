@@ -135,6 +135,9 @@ func (a *Authority) Close() {
 type ConnectRequest struct {
 	ClientID string
 	Remote   string // for logs
+	// ProtocolVersion is the MQTT version (4: 3.1.1, 5); the log names the
+	// CONNACK code that version gets.
+	ProtocolVersion byte
 	Username []byte
 	Password []byte
 	// HasPassword is the CONNECT's password flag.
@@ -161,7 +164,11 @@ func (a *Authority) Connect(req ConnectRequest, client Client) (*Session, *Refus
 			level = slog.LevelWarn
 		}
 		a.obs.ConnectDecision("refused", ref.Reason)
-		attrs := []any{"client", req.ClientID, "remote", req.Remote, "reason", ref.Reason, "code", ref.Code.String()}
+		code := ref.Code.String()
+		if req.ProtocolVersion != 0 && req.ProtocolVersion < 5 {
+			code = ReasonCode(ref.Code.V3()).String()
+		}
+		attrs := []any{"client", req.ClientID, "remote", req.Remote, "reason", ref.Reason, "code", code}
 		if ref.TokenID != "" {
 			attrs = append(attrs, "token_id", ref.TokenID)
 		}

@@ -2,7 +2,10 @@ package tokenauth
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,3 +174,32 @@ func TestReasonCodes(t *testing.T) {
 		t.Error("empty refusal text")
 	}
 }
+
+// The refusal's log line names the code the client was sent: the MQTT
+// 3.1.1 return code for a 3.1.1 client.
+func TestRefusalLogNamesTheSentCode(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	f := newFixture(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return buf.Write(p)
+		}), nil))
+	})
+	r, _ := f.apply(token.ActionRead, time.Hour, "a")
+	for _, v := range []byte{4, 5} {
+		f.a.Connect(ConnectRequest{ClientID: fmt.Sprint("v", v), ProtocolVersion: v, Username: []byte("Token|AK1|" + testInstance),
+			Password: []byte("W|" + r), HasPassword: true}, &recClient{})
+	}
+	mu.Lock()
+	logs := buf.String()
+	mu.Unlock()
+	if !strings.Contains(logs, "client=v4 ") || !strings.Contains(logs, "code=0x05") || !strings.Contains(logs, "code=0x87") {
+		t.Fatalf("log:\n%s", logs)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
