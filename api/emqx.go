@@ -56,6 +56,7 @@ type EMQXResponse struct {
 }
 
 func (e *EMQXAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer recoverPanic(e.log, w, func() { http.Error(w, `{"message":"internal error"}`, http.StatusInternalServerError) })
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		http.Error(w, `{"message":"use POST"}`, http.StatusMethodNotAllowed)

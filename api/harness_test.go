@@ -30,12 +30,13 @@ const (
 )
 
 type harness struct {
-	t     testing.TB
-	h     *Handler
-	svc   *token.Service
-	store *boltstore.Store
-	clock *testkit.Clock
-	srv   *httptest.Server // on 127.0.0.1:0
+	t       testing.TB
+	h       *Handler
+	svc     *token.Service
+	store   *boltstore.Store
+	keyring *token.Keyring
+	clock   *testkit.Clock
+	srv     *httptest.Server // on 127.0.0.1:0
 }
 
 type harnessOption func(*Config)
@@ -69,7 +70,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, h: h, svc: svc, store: st, clock: clk, srv: srv}
+	return &harness{t: t, h: h, svc: svc, store: st, keyring: ts.Keyring, clock: clk, srv: srv}
 }
 
 // signed returns the parameters of an action call by key, signed for method.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -181,6 +182,7 @@ const ucloudAction = "GetURocketMQToken"
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
+	defer recoverPanic(h.log, w, func() { h.writeError(w, r, requestID, "", errInternal) })
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		h.writeError(w, r, requestID, "", newError(CodeUnsupportedMethod,
 			"The HTTP method %s is not supported; use GET or POST.", r.Method))
@@ -375,6 +377,21 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, requestID, 
 		h.log.Warn("api request failed", "action", clip(action, 64), "code", e.Code)
 	}
 	writeJSON(w, e.Status, errorBody{RequestId: requestID, HostId: r.Host, Code: e.Code, Message: e.Message})
+}
+
+// recoverPanic turns a panic in a request handler into an error log line
+// (with the stack) and a 500 (SPEC §5), instead of net/http's debug-level
+// log and a dropped connection. answer writes the 500.
+func recoverPanic(log *slog.Logger, w http.ResponseWriter, answer func()) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	log.Error("api request handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	answer()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

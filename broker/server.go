@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -190,6 +191,9 @@ func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 	if keyring == "" {
 		keyring = filepath.Join(s.cfg.DataDir, KeyringFile)
 	}
+	if err := s.checkKeysPresent(ctx, keyring); err != nil {
+		return nil, err
+	}
 	kr, err := token.LoadOrCreateKeyring(keyring)
 	if err != nil {
 		return nil, err
@@ -207,6 +211,7 @@ func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 	s.metrics.CounterFunc("token_queries_total", "Token validations at the token service (QueryToken, in-process brokers).", stat(func(t token.Stats) int64 { return t.Queries }))
 	s.metrics.CounterFunc("token_store_lookups_total", "Store reads by token validations; forged, malformed and expired tokens cause none.", stat(func(t token.Stats) int64 { return t.StoreLookups }))
 	s.metrics.CounterFunc("revocations_total", "Tokens revoked through this token service.", stat(func(t token.Stats) int64 { return t.Revocations }))
+	s.metrics.CounterFunc("token_store_errors_total", "Token store reads and writes that failed: a damaged store, an unreachable database.", stat(func(t token.Stats) int64 { return t.StoreErrors }))
 	a := s.cfg.API
 	acfg := api.Config{
 		Service: s.svc, Keys: s.keys, TimestampWindow: a.TimestampWindow, NonceCapacity: a.NonceCapacity,
@@ -346,6 +351,32 @@ func (s *Server) startBroker(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkKeysPresent refuses to make new server keys over a store that holds
+// tokens (SPEC §4): the old keys are what makes them usable, and new ones
+// would silently invalidate every token. tokens.accept_key_loss
+// (--accept-key-loss) lets an operator accept that.
+func (s *Server) checkKeysPresent(ctx context.Context, keyring string) error {
+	if _, err := os.Stat(keyring); !errors.Is(err, fs.ErrNotExist) {
+		return nil // present (or unreadable: loading it says why)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	empty, err := s.store.Empty(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the token store before making server keys: %w", err)
+	}
+	if empty {
+		return nil
+	}
+	if s.cfg.Tokens.AcceptKeyLoss {
+		s.log.Warn("server keys missing: making new ones; every existing token stops working", "keyring", keyring)
+		return nil
+	}
+	return fmt.Errorf("the token store holds tokens, but the server keys that made them (%s) are missing: "+
+		"restore that file from a backup (or set tokens.keyring_file), or start with --accept-key-loss "+
+		"to make new keys and let every existing token stop working", keyring)
 }
 
 func (s *Server) mux(rpc http.Handler) http.Handler {

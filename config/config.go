@@ -96,6 +96,10 @@ type Tokens struct {
 	GCInterval time.Duration `yaml:"gc_interval"`
 	// GCGrace is how long expired and revoked records are kept. Default 24h.
 	GCGrace time.Duration `yaml:"gc_grace"`
+	// AcceptKeyLoss lets serve start when the keyring file is missing but the
+	// store holds tokens: new keys are made and every existing token stops
+	// working. Without it serve refuses to start. Default false.
+	AcceptKeyLoss bool `yaml:"accept_key_loss"`
 }
 
 // Broker configures the MQTT broker and its auth hook.

@@ -25,6 +25,10 @@ var (
 	ErrInstanceNotServed = errors.New("instance not served")
 	// ErrStoreClosed is returned by a Store used after Close.
 	ErrStoreClosed = errors.New("token store closed")
+	// ErrStoreDamaged means a store read found corruption (a record that
+	// does not decode, a page the engine cannot read). It fails that request
+	// only: an outage, never a denial.
+	ErrStoreDamaged = errors.New("token store is damaged")
 )
 
 // IsDenied reports whether err is a validation outcome that means "this

@@ -77,7 +77,7 @@ type Service struct {
 	log       *slog.Logger
 	revoked   notifier // wakes Feed calls waiting for revocations
 
-	queries, lookups, applies, revocations atomic.Int64
+	queries, lookups, applies, revocations, storeErrors atomic.Int64
 }
 
 // Stats are a Service's counters since it started.
@@ -86,11 +86,13 @@ type Stats struct {
 	StoreLookups int64 // store reads made by them: forged, malformed and expired tokens make none
 	Applies      int64 // tokens issued
 	Revocations  int64 // tokens revoked (first revocation only)
+	StoreErrors  int64 // store reads and writes that failed (damage, outages)
 }
 
 // Stats returns the service's counters.
 func (s *Service) Stats() Stats {
-	return Stats{Queries: s.queries.Load(), StoreLookups: s.lookups.Load(), Applies: s.applies.Load(), Revocations: s.revocations.Load()}
+	return Stats{Queries: s.queries.Load(), StoreLookups: s.lookups.Load(), Applies: s.applies.Load(), Revocations: s.revocations.Load(),
+		StoreErrors: s.storeErrors.Load()}
 }
 
 // NewService returns a Service over store, minting with keys.
@@ -184,7 +186,7 @@ func (s *Service) Apply(ctx context.Context, req ApplyRequest) (string, *Record,
 		ExpireTime: exp, CreateTime: now, ModifyTime: now,
 	}
 	if err := s.store.Create(ctx, rec); err != nil {
-		return "", nil, fmt.Errorf("apply token: %w", err)
+		return "", nil, fmt.Errorf("apply token: %w", s.storeFailed("apply", err))
 	}
 	s.applies.Add(1)
 	return s.keys.Mint(id, exp), rec, nil
@@ -210,7 +212,7 @@ func (s *Service) Query(ctx context.Context, instanceID, tok string) (*Record, e
 	s.lookups.Add(1)
 	rec, err := s.store.Get(ctx, c.ID)
 	if err != nil {
-		return nil, err
+		return nil, s.storeFailed("query", err)
 	}
 	if rec.InstanceID != instanceID {
 		return nil, ErrWrongInstance
@@ -224,6 +226,18 @@ func (s *Service) Query(ctx context.Context, instanceID, tok string) (*Record, e
 		return nil, err
 	}
 	return rec, nil
+}
+
+// storeFailed logs and counts a store error that is not a plain "not
+// found" (a damaged store, an unreachable database) and returns it: the
+// request fails, as an outage (SPEC §4).
+func (s *Service) storeFailed(op string, err error) error {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	s.storeErrors.Add(1)
+	s.log.Error("token store failed", "op", op, "err", err)
+	return err
 }
 
 // Revoke revokes a token. It is idempotent: revoking a revoked, expired or
@@ -243,7 +257,7 @@ func (s *Service) Revoke(ctx context.Context, instanceID, tok string) (*Record, 
 	case errors.Is(err, ErrNotFound):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("revoke token: %w", err)
+		return nil, fmt.Errorf("revoke token: %w", s.storeFailed("revoke", err))
 	case rec.InstanceID != instanceID:
 		return nil, paramErrorf("Token", "belongs to another instance")
 	case rec.Revoked:
@@ -254,7 +268,7 @@ func (s *Service) Revoke(ctx context.Context, instanceID, tok string) (*Record, 
 		return nil, nil // collected in between
 	}
 	if err != nil {
-		return nil, fmt.Errorf("revoke token: %w", err)
+		return nil, fmt.Errorf("revoke token: %w", s.storeFailed("revoke", err))
 	}
 	s.revocations.Add(1)
 	s.revoked.notify()
@@ -284,7 +298,7 @@ func (s *Service) Get(ctx context.Context, instanceID string, id ID) (*Record, e
 	}
 	rec, err := s.store.Get(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, s.storeFailed("get", err)
 	}
 	if rec.InstanceID != instanceID {
 		return nil, ErrNotFound
@@ -315,7 +329,7 @@ func (s *Service) List(ctx context.Context, instanceID string, pageSize int, cur
 	}
 	recs, err := s.store.List(ctx, instanceID, after, pageSize+1)
 	if err != nil {
-		return nil, "", fmt.Errorf("list tokens: %w", err)
+		return nil, "", fmt.Errorf("list tokens: %w", s.storeFailed("list", err))
 	}
 	next := ""
 	if len(recs) > pageSize {

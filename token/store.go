@@ -25,6 +25,8 @@ type Store interface {
 	Revocations(ctx context.Context, after uint64, limit int) ([]Revocation, error)
 	// RevocationHead returns the Seq of the last revocation ever logged (0 if none).
 	RevocationHead(ctx context.Context) (uint64, error)
+	// Empty reports whether the store holds no token record at all.
+	Empty(ctx context.Context) (bool, error)
 	// Collect deletes the records that expired or were revoked before cutoff,
 	// and the log entries of tokens that expired before cutoff. It returns the
 	// number of records deleted.

@@ -8,12 +8,13 @@ import (
 
 	"flag"
 	"fmt"
-	"gopkg.in/yaml.v3"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
@@ -42,6 +43,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&flagged.Store, "store", d.Store, "token store: empty for the embedded one, or a postgres:// `URL`")
 	fs.StringVar(&flagged.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flagged.LogFormat, "log-format", d.LogFormat, "text or json")
+	fs.BoolVar(&flagged.Tokens.AcceptKeyLoss, "accept-key-loss", false,
+		"start although the server keys are missing while the store holds tokens: new keys are made, and every existing token stops working")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -128,6 +131,8 @@ func applyFlag(cfg, flagged *config.Config, name string) {
 		cfg.LogLevel = flagged.LogLevel
 	case "log-format":
 		cfg.LogFormat = flagged.LogFormat
+	case "accept-key-loss":
+		cfg.Tokens.AcceptKeyLoss = flagged.Tokens.AcceptKeyLoss
 	}
 }
 

@@ -30,8 +30,6 @@ var (
 	keySchema         = []byte("schema")
 )
 
-var ErrLocked = errors.New("store file is in use by another process")
-
 // Store is a token.Store on a bbolt file.
 type Store struct {
 	db *bolt.DB
@@ -41,10 +39,15 @@ var _ token.Store = (*Store)(nil)
 
 // Open opens (creating if needed, mode 0600) the store file at path. It fails
 // with ErrLocked within lockWait if another process has it open.
-func Open(path string, lockWait time.Duration) (*Store, error) {
+func Open(path string, lockWait time.Duration) (s *Store, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	defer func() {
+		if r := recover(); r != nil { // bbolt panics on some corrupt files
+			s, err = nil, fmt.Errorf("open store %s: %w: %v", path, token.ErrStoreDamaged, r)
+		}
+	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
@@ -119,20 +122,48 @@ func (s *Store) Check() error {
 	})
 }
 
-func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapClosed(s.db.View(fn))
+	defer recoverDamage(&err)
+	return mapClosed(s.db.View(guarded(fn)))
 }
 
 // batch runs fn in a write transaction shared with concurrent callers. fn may
 // run more than once and must set its results afresh each time.
-func (s *Store) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) batch(ctx context.Context, fn func(*bolt.Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapClosed(s.db.Batch(fn))
+	defer recoverDamage(&err)
+	return mapClosed(s.db.Batch(guarded(fn)))
+}
+
+// guarded turns a panic inside fn (bbolt panics on some corrupt pages) into
+// ErrStoreDamaged: that request fails, the process goes on.
+func guarded(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) (err error) {
+		defer recoverDamage(&err)
+		return fn(tx)
+	}
+}
+
+func recoverDamage(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v", token.ErrStoreDamaged, r)
+	}
+}
+
+// Empty implements token.Store.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	empty := true
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketTokens).Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	return empty, err
 }
 
 func mapClosed(err error) error {

@@ -304,6 +304,13 @@ func (s *Store) RevocationHead(ctx context.Context) (uint64, error) {
 	return uint64(head), s.check(err)
 }
 
+// Empty implements token.Store.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	var any bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tokens)`).Scan(&any)
+	return !any, s.check(err)
+}
+
 // Collect implements token.Store.
 func (s *Store) Collect(ctx context.Context, cutoff time.Time) (int, error) {
 	ms := cutoff.UnixMilli()

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) token.Store) {
 		fn   func(t *testing.T, s token.Store)
 	}{
 		{"CreateGet", testCreateGet},
+		{"Empty", testEmpty},
 		{"GetUnknown", testGetUnknown},
 		{"CreateDuplicateID", testCreateDuplicate},
 		{"Revoke", testRevoke},
@@ -85,6 +86,17 @@ func testCreateGet(t *testing.T, s token.Store) {
 		t.Fatalf("Get: %v", err)
 	}
 	assertSameRecord(t, got, bound)
+}
+
+func testEmpty(t *testing.T, s token.Store) {
+	ctx := context.Background()
+	if empty, err := s.Empty(ctx); err != nil || !empty {
+		t.Fatalf("a new store: Empty = %v, %v", empty, err)
+	}
+	mustCreate(t, s, NewRecord(t, "inst-a", 0, time.Hour))
+	if empty, err := s.Empty(ctx); err != nil || empty {
+		t.Fatalf("a store with a record: Empty = %v, %v", empty, err)
+	}
 }
 
 func assertSameRecord(t *testing.T, got, want *token.Record) {
