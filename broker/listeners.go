@@ -1,13 +1,17 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,11 +26,22 @@ import (
 // would wait for it forever). It tracks its connections so that Close
 // returns only when none is still being handed to Mochi: Mochi's Close
 // waits on a WaitGroup that a connection arriving during it would Add to.
+//
+// It survives hostile clients and bad luck (SPEC §3.8): an Accept error
+// that is temporary (no descriptors left, an aborted connection) is
+// retried with backoff, logged (at most every 10 s) and counted, and the
+// process reports not ready while it lasts; the process's connections are
+// capped (limit) below its descriptor limit, so that the API, the stores
+// and outbound calls keep theirs; and until its CONNECT is read a
+// connection costs only a goroutine and the bytes it has sent — Mochi's
+// per-client queues and buffers come after.
 type listener struct {
 	id             string
 	protocol       string
 	ln             net.Listener
 	connectTimeout time.Duration
+	maxPacket      uint32
+	limit          *connLimit
 	log            *slog.Logger
 	ws             *http.Server // for protocol "ws"
 
@@ -34,6 +49,108 @@ type listener struct {
 	closed bool
 	conns  map[net.Conn]struct{} // raw connections being served
 	wg     sync.WaitGroup        // goroutines serving them
+
+	acceptErrors atomic.Int64
+	lastError    atomic.Int64 // Unix nanoseconds of the last Accept error
+	dead         atomic.Bool  // Accept failed for good
+	logMu        sync.Mutex
+	loggedAt     time.Time
+	unlogged     int
+}
+
+// connLimit caps the connections of a process (broker.max_connections).
+type connLimit struct {
+	max     int64
+	open    atomic.Int64
+	refused atomic.Int64
+}
+
+func (c *connLimit) acquire() bool {
+	if c == nil || c.max <= 0 {
+		return true
+	}
+	if c.open.Add(1) > c.max {
+		c.open.Add(-1)
+		c.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (c *connLimit) release() {
+	if c != nil && c.max > 0 {
+		c.open.Add(-1)
+	}
+}
+
+// healthy reports whether the listener accepts: it has not failed for good
+// and had no Accept error in the last two seconds.
+func (l *listener) healthy() bool {
+	last := l.lastError.Load()
+	return !l.dead.Load() && (last == 0 || time.Since(time.Unix(0, last)) > 2*time.Second)
+}
+
+// temporaryAccept reports an Accept error worth retrying: out of
+// descriptors or memory, or a connection aborted before it was accepted.
+func temporaryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, syscall.ENOBUFS, syscall.ENOMEM, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// acceptFailed records an Accept error, logging at most one line per 10 s.
+func (l *listener) acceptFailed(err error) {
+	l.acceptErrors.Add(1)
+	l.lastError.Store(time.Now().UnixNano())
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	if time.Since(l.loggedAt) < 10*time.Second {
+		l.unlogged++
+		return
+	}
+	l.log.Warn("listener cannot accept; retrying", "listener", l.id, "err", err, "since_last_line", l.unlogged)
+	l.loggedAt, l.unlogged = time.Now(), 0
+}
+
+// guardedListener is what the listener serves from: Accept records errors
+// for the caller to retry, and refuses (closes at once) a connection past
+// the process's limit.
+type guardedListener struct {
+	net.Listener
+	l *listener
+}
+
+func (g guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				g.l.acceptFailed(err)
+			}
+			return nil, err
+		}
+		if !g.l.limit.acquire() {
+			c.Close()
+			continue
+		}
+		return &limitedConn{Conn: c, limit: g.l.limit}, nil
+	}
+}
+
+// limitedConn gives its place under the limit back when it closes.
+type limitedConn struct {
+	net.Conn
+	limit *connLimit
+	once  sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(c.limit.release)
+	return c.Conn.Close()
 }
 
 // track registers a connection being served; false if the listener closed.
@@ -69,37 +186,119 @@ func (l *listener) Init(*slog.Logger) error { return nil }
 
 // Serve accepts connections until Close.
 func (l *listener) Serve(establish listeners.EstablishFn) {
+	ln := guardedListener{l.ln, l}
 	if l.protocol == "ws" {
-		l.serveWebsocket(establish)
+		l.serveWebsocket(establish, ln)
 		return
 	}
+	var backoff time.Duration
 	for {
-		conn, err := l.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
-			return
+			if l.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if !temporaryAccept(err) {
+				l.dead.Store(true)
+				l.log.Error("listener stopped accepting", "listener", l.id, "err", err)
+				return
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second) // as net/http's Server.Serve
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if !l.track(conn) {
 			conn.Close()
 			return
 		}
 		go func() {
 			defer l.untrack(conn)
+			defer conn.Close()
 			l.establish(establish, conn, conn)
 		}()
 	}
 }
 
-// establish hands a connection to Mochi with a deadline for its CONNECT;
-// Mochi replaces the deadline with the keep-alive one once CONNECT is read.
-// The connection is wrapped with a slot for the auth hook's session.
+func (l *listener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// establish reads the connection's CONNECT within connectTimeout, then
+// hands the connection to Mochi, which reads the CONNECT again from what
+// was buffered; Mochi replaces the deadline with the keep-alive one. The
+// connection is wrapped with a slot for the auth hook's session.
 func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn, deadlined net.Conn) {
 	_ = deadlined.SetDeadline(time.Now().Add(l.connectTimeout))
-	if err := establish(l.id, hook.WrapConn(conn)); err != nil && !errors.Is(err, io.EOF) {
+	first, err := readConnect(conn, l.maxPacket)
+	if err != nil {
+		l.log.Debug("connection closed before its CONNECT", "listener", l.id, "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	if err := establish(l.id, hook.WrapConn(&prefixConn{Conn: conn, pending: first})); err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("connection ended", "listener", l.id, "remote", conn.RemoteAddr().String(), "err", err)
 	}
 }
 
-func (l *listener) serveWebsocket(establish listeners.EstablishFn) {
+// readConnect reads one MQTT packet that must be a CONNECT of at most max
+// bytes, growing its buffer only as the bytes arrive.
+func readConnect(r io.Reader, max uint32) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != 0x10 {
+		return nil, fmt.Errorf("first packet of type %d, not CONNECT", hdr[0]>>4)
+	}
+	n, mult, i := 0, 1, 1
+	for ; ; i++ {
+		if i == len(hdr) {
+			return nil, errors.New("malformed remaining length")
+		}
+		if _, err := io.ReadFull(r, hdr[i:i+1]); err != nil {
+			return nil, err
+		}
+		n += int(hdr[i]&0x7f) * mult
+		mult *= 128
+		if hdr[i]&0x80 == 0 {
+			break
+		}
+	}
+	if max > 0 && uint32(n) > max {
+		return nil, fmt.Errorf("CONNECT of %d bytes, over max_packet_size", n)
+	}
+	var buf bytes.Buffer
+	buf.Write(hdr[:i+1])
+	if m, err := buf.ReadFrom(io.LimitReader(r, int64(n))); err != nil || m != int64(n) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// prefixConn replays the bytes read before Mochi took the connection.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (l *listener) serveWebsocket(establish listeners.EstablishFn, ln net.Listener) {
 	upgrader := websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		CheckOrigin:  func(*http.Request) bool { return true }, // token auth, not cookies
@@ -119,10 +318,11 @@ func (l *listener) serveWebsocket(establish listeners.EstablishFn) {
 		l.establish(establish, &wsConn{Conn: raw, c: c}, raw)
 	})
 	l.mu.Lock()
-	l.ws = &http.Server{Handler: mux, ReadHeaderTimeout: l.connectTimeout}
+	l.ws = &http.Server{Handler: mux, ReadHeaderTimeout: l.connectTimeout, ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)}
 	srv := l.ws
 	l.mu.Unlock()
-	if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.dead.Store(true)
 		l.log.Error("websocket listener stopped", "err", err)
 	}
 }

@@ -67,6 +67,7 @@ type Server struct {
 	gcDone  chan struct{}
 
 	mqtt      *mqtt.Server
+	connLimit *connLimit          // broker.max_connections, shared by the MQTT listeners
 	state     *sessionstore.Store // the broker's durable state (persistence bolt)
 	auth      *tokenauth.Authority
 	hook      *hook.Hook
@@ -318,6 +319,20 @@ func (s *Server) startBroker(ctx context.Context) error {
 	s.metrics.CounterFunc("session_messages_dropped_on_resume_total", "Queued or in-flight messages discarded at resume: the resuming connection's token does not cover them.", qstat(func(q hook.QueueStats) int64 { return q.DroppedOnResume }))
 	s.metrics.CounterFunc("sessions_expired_total", "Offline persistent sessions discarded at the end of their expiry interval.", qstat(func(q hook.QueueStats) int64 { return q.ExpiredSessions }))
 	s.metrics.GaugeFunc("sessions_offline", "Persistent sessions whose client is offline.", func() float64 { return float64(h.QueueStats().Offline) })
+	s.connLimit = &connLimit{max: int64(b.MaxConnections)}
+	if s.connLimit.max == 0 {
+		s.connLimit.max = defaultMaxConnections()
+	}
+	s.metrics.GaugeFunc("mqtt_connections_open", "MQTT connections of the process, before and after CONNECT.", func() float64 { return float64(s.connLimit.open.Load()) })
+	s.metrics.CounterFunc("mqtt_connections_refused_total", "MQTT connections closed at once: the process had broker.max_connections.", func() float64 { return float64(s.connLimit.refused.Load()) })
+	s.metrics.CounterFunc("mqtt_accept_errors_total", "Failed Accepts of the MQTT listeners (out of descriptors, aborted connections); each is retried.", func() float64 {
+		var n int64
+		for _, l := range s.listeners {
+			n += l.acceptErrors.Load()
+		}
+		return float64(n)
+	})
+	s.log.Debug("connection limit", "max_connections", s.connLimit.max)
 	var lc net.ListenConfig
 	bind := func(protocol, addr string, wrap func(net.Listener) net.Listener) error {
 		if addr == "" {
@@ -330,7 +345,8 @@ func (s *Server) startBroker(ctx context.Context) error {
 		if wrap != nil {
 			ln = wrap(ln)
 		}
-		l := &listener{id: protocol, protocol: protocol, ln: ln, connectTimeout: b.ConnectTimeout, log: s.log}
+		l := &listener{id: protocol, protocol: protocol, ln: ln, connectTimeout: b.ConnectTimeout, maxPacket: b.MaxPacketSize,
+			limit: s.connLimit, log: s.log}
 		s.listeners[protocol] = l
 		return s.mqtt.AddListener(l)
 	}
@@ -392,7 +408,7 @@ func (s *Server) mux(rpc http.Handler) http.Handler {
 		writeStatus(w, http.StatusOK, "ok")
 	})
 	m.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.ready.Load() {
+		if s.ready.Load() && s.listenersHealthy() {
 			writeStatus(w, http.StatusOK, "ready")
 		} else {
 			writeStatus(w, http.StatusServiceUnavailable, "not ready")
@@ -408,6 +424,17 @@ func (s *Server) mux(rpc http.Handler) http.Handler {
 		fmt.Fprint(w, `{"Code":"NotFound","Message":"no such path; the token API is at /"}`)
 	})
 	return m
+}
+
+// listenersHealthy reports whether every MQTT listener accepts (SPEC
+// §3.8: not ready while a listener cannot).
+func (s *Server) listenersHealthy() bool {
+	for _, l := range s.listeners {
+		if !l.healthy() {
+			return false
+		}
+	}
+	return true
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string) {

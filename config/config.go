@@ -106,6 +106,11 @@ type Tokens struct {
 type Broker struct {
 	// ConnectTimeout closes a connection that sends no CONNECT in time. Default 10s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxConnections caps the MQTT connections of the process (those past it
+	// are closed at once), so that the API, the stores and outbound calls
+	// keep descriptors. 0: the process's descriptor limit less a reserve
+	// (64 and a sixteenth of the limit). Default 0.
+	MaxConnections int `yaml:"max_connections"`
 	// AllowPlainToken accepts any username with a bare token as password. Default true.
 	AllowPlainToken bool `yaml:"allow_plain_token"`
 	// DenyAction is what a denied v3.1.1 QoS 1/2 publish gets: ack (acknowledged
@@ -285,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if b.BackpressurePause < 0 || b.BackpressurePause > time.Second || b.BackpressureMinRate < 0 {
 		bad("broker: backpressure_pause must be 0s to 1s, backpressure_min_rate not negative")
+	}
+	if b.MaxConnections < 0 {
+		bad("broker.max_connections %d: want 0 (from the descriptor limit) or more", b.MaxConnections)
 	}
 	if b.Persistence != "bolt" && b.Persistence != "none" {
 		bad("broker.persistence %q: want bolt or none", b.Persistence)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -135,6 +136,9 @@ func damageLeafPages(b []byte) int {
 	for pg, leaf := 2, 0; (pg+1)*page <= len(b); pg++ {
 		if b[pg*page+8] != 0x02 || b[pg*page+9] != 0 {
 			continue
+		}
+		if p := b[pg*page : (pg+1)*page]; bytes.Contains(p, []byte("by_instance")) || bytes.Contains(p, []byte("schema")) {
+			continue // the leaf that lists the buckets: damaged, the file would not open
 		}
 		if leaf++; leaf%3 != 0 {
 			continue

@@ -16,8 +16,14 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		return
 	}
 	c.sent.Add(1)
-	if pk.FixedHeader.Type == packets.Connack && pk.SessionPresent {
-		h.resume(c)
+	if pk.FixedHeader.Type == packets.Connack {
+		if pk.SessionPresent {
+			h.resume(c)
+		}
+		if old := c.supersedes; old != nil { // the session is this client's now
+			c.supersedes = nil
+			h.forget(old)
+		}
 	}
 }
 

@@ -38,6 +38,14 @@ type client struct {
 	parked     atomic.Bool
 	qmu        sync.Mutex
 	queue      map[uint16]msgRef
+	// A takeover or resume in progress: the client that takes this one's
+	// session over (guarded by qmu), and on that one, the client it takes
+	// over until its CONNACK is out.
+	supersededBy *client
+	supersedes   *mqtt.Client
+	// reserved counts records written for this session whose delivery
+	// Mochi has not made yet: places taken in its queue.
+	reserved atomic.Int32
 
 	// Publishes of this client held until their records are on disk (hold.go).
 	holdMu    sync.Mutex

@@ -54,7 +54,10 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		h.restoreParked(cl, expire) // Mochi reports sessions it read back at start this way
 		return
 	}
-	if expire || !c.persistent || cl.IsTakenOver() {
+	c.qmu.Lock()
+	superseded := c.supersededBy != nil
+	c.qmu.Unlock()
+	if expire || !c.persistent || cl.IsTakenOver() || superseded {
 		if expire && c.persistent && h.cfg.Store != nil && !cl.IsTakenOver() {
 			h.cfg.Store.WriteAsync(sessionstore.DeleteSession(cl.ID)) // e.g. a v5 DISCONNECT that set the expiry to 0
 		}

@@ -52,7 +52,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	allowed := c != nil && c.Rights().Writable(pk.TopicName)
 	if h.cfg.Store == nil { // in memory: Mochi's routing queues it; only the drops are counted here
 		if allowed && pk.FixedHeader.Qos > 0 && h.parkedN.Load() > 0 { // drops happen only to offline sessions
-			h.targets(&pk)
+			h.targets(&pk, false)
 		}
 	} else if c != nil && (c.holding() || allowed && pk.FixedHeader.Qos > 0 && (h.persistent.Load() > 0 || pk.FixedHeader.Retain)) {
 		return h.hold(c, pk, allowed)

@@ -504,3 +504,54 @@ func TestHeldPublishesKeepOrder(t *testing.T) {
 		t.Fatalf("PUBACKs %v: want 15, in order", acks)
 	}
 }
+
+// A message Mochi routes to the old client of an ID while it hands the
+// session over (after OnSessionEstablish, before it registers the new
+// client) is passed on to the new client, if the new client's rights
+// cover it; otherwise it is discarded and counted.
+func TestDeliveryDuringHandoverPassedOn(t *testing.T) {
+	for _, covered := range []bool{true, false} {
+		st := openStore(t, t.TempDir())
+		r := newRig(t, func(_ *tokenauth.Config, c *Config) { c.Store = st })
+		tok := r.apply(token.ActionRead, time.Hour, "h/#")
+		old, _ := r.newClient("dev", 5, false)
+		if err := r.connect(old, persistent(connectPacket(5, "d", tok))); err != nil {
+			t.Fatal(err)
+		}
+		r.subscribe(old, "h/#")
+		r.offline(old)
+		newTok := tok
+		if !covered {
+			newTok = r.apply(token.ActionRead, time.Hour, "other/#")
+		}
+		// Mochi's attachClient for the new connection, up to OnSessionEstablish.
+		nw, _ := r.newClient("dev", 5, false)
+		pk := persistent(connectPacket(5, "d", newTok))
+		pk.Connect.ClientIdentifier, pk.ProtocolVersion = "dev", 5
+		nw.ParseConnect("tcp", pk)
+		if err := r.h.OnConnect(nw, pk); err != nil {
+			t.Fatal(err)
+		}
+		r.h.OnSessionEstablish(nw, pk)
+		// A publish routed now reaches the old client (still the server's for "dev").
+		pub, pw := r.mustConnect("pub", 5, "d", r.apply(token.ActionWrite, time.Hour, "h/#"))
+		r.publishAs(pub, pw, "h/x", "during the handover", 1, 1)
+		got := 0
+		for _, p := range nw.State.Inflight.GetAll(false) {
+			if string(p.Payload) == "during the handover" && p.TopicName == "h/x" {
+				got++
+			}
+		}
+		if covered && got != 1 {
+			t.Fatalf("the new client got %d copies of the message routed during the handover, want 1", got)
+		}
+		if !covered && (got != 0 || r.h.QueueStats().DroppedOnResume != 1) {
+			t.Fatalf("a new client without the rights got %d copies (dropped %d)", got, r.h.QueueStats().DroppedOnResume)
+		}
+		r.server.Clients.Add(nw)
+		r.h.OnPacketSent(nw, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, SessionPresent: true}, nil)
+		if r.h.client(old) != nil {
+			t.Fatal("the old client kept its state after the new one's CONNACK")
+		}
+	}
+}

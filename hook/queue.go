@@ -40,16 +40,27 @@ type ticket struct {
 	retained bool                            // its retained message (or removal) is written too
 	shared   map[string]packets.Subscription // the shared subscribers chosen
 	mu       sync.Mutex
-	seqs     map[string]uint64 // client ID -> record not yet claimed by a delivery
+	seqs     map[string]record // client ID -> record not yet claimed by a delivery
 }
 
-// take claims the record written for a client.
+// record is a message written for a session before its delivery: a place
+// reserved in that session's queue until the delivery claims it.
+type record struct {
+	seq uint64
+	c   *client
+}
+
+// take claims the record written for a client; its reserved place is
+// now the delivery's.
 func (t *ticket) take(clientID string) (uint64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	seq, ok := t.seqs[clientID]
+	rec, ok := t.seqs[clientID]
 	delete(t.seqs, clientID)
-	return seq, ok
+	if ok {
+		rec.c.reserved.Add(-1)
+	}
+	return rec.seq, ok
 }
 
 func (h *Hook) ticketOf(pk *packets.Packet) (*ticket, uint64) {
@@ -81,7 +92,7 @@ type target struct {
 // targets are the persistent sessions a QoS 1/2 publish goes to, with the
 // shared subscribers chosen for it; offline sessions that would take it
 // but whose queue is full are counted as drops.
-func (h *Hook) targets(pk *packets.Packet) ([]target, map[string]packets.Subscription) {
+func (h *Hook) targets(pk *packets.Packet, reserve bool) ([]target, map[string]packets.Subscription) {
 	subs := h.server.Topics.Subscribers(pk.TopicName)
 	if len(subs.Shared) > 0 {
 		subs.SelectShared()
@@ -108,12 +119,17 @@ func (h *Hook) targets(pk *packets.Packet) ([]target, map[string]packets.Subscri
 			if !c.Permits(token.ActionRead, pk.TopicName, now) {
 				return
 			}
-			if mcl.State.Inflight.Len() >= h.cfg.MaxQueued {
+			// Room counts the records already written for it whose delivery
+			// Mochi has not made yet (held publishes, hold.go).
+			if mcl.State.Inflight.Len()+int(c.reserved.Load()) >= h.cfg.MaxQueued {
 				h.droppedFull.Add(1)
 				return
 			}
 		} else if !c.Rights().Readable(pk.TopicName) {
 			return
+		}
+		if reserve { // released when the delivery claims its record, or the ticket ends
+			c.reserved.Add(1)
 		}
 		out = append(out, target{c: c, sub: sub, qos: qos})
 	}
@@ -135,13 +151,13 @@ func (h *Hook) prepareRecords(pk *packets.Packet) <-chan error {
 	var ts []target
 	var shared map[string]packets.Subscription
 	if h.persistent.Load() > 0 {
-		ts, shared = h.targets(pk)
+		ts, shared = h.targets(pk, store != nil)
 	}
 	retain := store != nil && pk.FixedHeader.Retain
 	if store == nil || len(ts) == 0 && !retain {
 		return nil // in memory, Mochi's own routing queues it
 	}
-	t := &ticket{topic: pk.TopicName, retained: retain, shared: shared, seqs: make(map[string]uint64, len(ts))}
+	t := &ticket{topic: pk.TopicName, retained: retain, shared: shared, seqs: make(map[string]record, len(ts))}
 	ops := make([]sessionstore.Op, 0, len(ts)+1)
 	if retain {
 		ops = append(ops, retainedOp(*pk))
@@ -149,7 +165,7 @@ func (h *Hook) prepareRecords(pk *packets.Packet) <-chan error {
 	props := encodeProperties(pk.Properties)
 	for _, tg := range ts {
 		seq := store.NextSeq()
-		t.seqs[tg.c.cl.ID] = seq
+		t.seqs[tg.c.cl.ID] = record{seq: seq, c: tg.c}
 		ops = append(ops, sessionstore.PutMessage(sessionstore.Message{
 			ClientID: tg.c.cl.ID, Seq: seq, QoS: tg.qos,
 			Retain: pk.FixedHeader.Retain && tg.sub.RetainAsPublished && tg.c.cl.Properties.ProtocolVersion >= 5,
@@ -188,8 +204,9 @@ func (h *Hook) dropTicket(pk *packets.Packet) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if store := h.cfg.Store; store != nil {
-		for clientID, seq := range t.seqs {
-			store.WriteAsync(sessionstore.DeleteMessage(clientID, seq))
+		for clientID, rec := range t.seqs {
+			rec.c.reserved.Add(-1)
+			store.WriteAsync(sessionstore.DeleteMessage(clientID, rec.seq))
 		}
 	}
 }
@@ -237,10 +254,42 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 				Created: pk.Created, Expiry: pk.Expiry, Properties: encodeProperties(pk.Properties)}))
 		}
 	}
+	if nc := c.supersededBy; nc != nil {
+		h.passOn(nc, pk, ref) // routed to this client while it handed its session over
+		return
+	}
 	if c.queue == nil {
 		c.queue = make(map[uint16]msgRef)
 	}
 	c.queue[pk.PacketID] = ref
+}
+
+// passOn gives a delivery that reached a client being taken over to the
+// client that takes its session: Mochi copied the old client's in-flight
+// table a moment before, or will; either way the new client has it (at
+// worst twice, which QoS 1 allows), provided its own rights cover it.
+func (h *Hook) passOn(nc *client, pk packets.Packet, ref msgRef) {
+	if ref.topic == "" || !nc.Rights().Readable(ref.topic) {
+		h.droppedResume.Add(1)
+		if h.cfg.Store != nil && ref.seq != 0 {
+			h.cfg.Store.WriteAsync(sessionstore.DeleteMessage(nc.cl.ID, ref.seq))
+		}
+		return
+	}
+	id, err := nc.cl.NextPacketID()
+	if err != nil {
+		h.log.Warn("a message for a session being taken over was dropped: no packet ID free", "client", nc.cl.ID)
+		return
+	}
+	pk.PacketID, pk.TopicName = uint16(id), ref.topic
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	nc.cl.State.Inflight.Set(pk) // resent with the rest of the session, or at the next resume
+	nc.qmu.Lock()
+	if nc.queue == nil {
+		nc.queue = make(map[uint16]msgRef)
+	}
+	nc.queue[pk.PacketID] = ref
+	nc.qmu.Unlock()
 }
 
 // serverToClient reports whether a packet Mochi completes or drops belongs

@@ -38,14 +38,18 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	var inherited map[uint16]msgRef
 	wasPersistent := false
 	if old, ok := h.server.Clients.Get(cl.ID); ok && old != cl {
+		// The old client keeps its state until the new one's CONNACK is out
+		// (OnPacketSent): a delivery Mochi routes to it while it hands the
+		// session over is passed on (queue.go), not lost.
 		if oc := h.client(old); oc != nil {
 			oc.qmu.Lock()
 			inherited = oc.queue
 			oc.queue = nil
+			oc.supersededBy = c
 			oc.qmu.Unlock()
 			wasPersistent = oc.persistent
+			c.supersedes = old
 		}
-		h.forget(old)
 	}
 	clean := pk.Connect.Clean
 	if store := h.cfg.Store; store != nil && clean && wasPersistent { // a clean start discards the stored session
