@@ -74,7 +74,15 @@ func startTokenmq(t *testing.T, args ...string) *proc {
 // environment and waits until /readyz answers 200.
 func startTokenmqAs(t *testing.T, keyID, keySecret string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	return startTokenmqUnder(t, nil, keyID, keySecret, args...)
+}
+
+// startTokenmqUnder starts `prefix... tokenmq serve args...` (a prefix such
+// as prlimit's) and waits until /readyz answers 200.
+func startTokenmqUnder(t *testing.T, prefix []string, keyID, keySecret string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(append([]string(nil), prefix...), binary, "serve"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "TOKENMQ_ACCESS_KEY_ID="+keyID, "TOKENMQ_ACCESS_KEY_SECRET="+keySecret)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
