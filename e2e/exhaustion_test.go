@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -100,5 +101,44 @@ func TestDescriptorExhaustion(t *testing.T) {
 			}
 			t.Logf("%s: %d idle sockets; a client connected %v after they closed", tc.name, len(idle), time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// rssKiB is a process's resident set size.
+func rssKiB(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
+			return kib
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// SPEC §3.8: a connection that has not completed CONNECT holds no more
+// than a few KiB (here: RSS growth per socket, with 2,000 of them).
+func TestPreConnectSocketsAreCheap(t *testing.T) {
+	cfg := writeConfig(t, "broker:\n  connect_timeout: 60s\n")
+	p := startTokenmq(t, "--config", cfg, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
+	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	before := rssKiB(t, p.cmd.Process.Pid)
+	const n = 2000
+	idle := openIdle(t, p.mqttAddr(), n)
+	testkit.WaitFor(t, 10*time.Second, "every socket accepted", func() bool {
+		return metric(t, p.apiURL, "tokenmq_mqtt_connections_open") >= float64(len(idle))
+	})
+	time.Sleep(500 * time.Millisecond) // let the heap settle; nothing to wait for
+	after := rssKiB(t, p.cmd.Process.Pid)
+	per := float64(after-before) / float64(len(idle))
+	t.Logf("%d sockets without CONNECT: RSS %d -> %d KiB, %.1f KiB each", len(idle), before, after, per)
+	if per > 16 {
+		t.Fatalf("%.1f KiB per socket without CONNECT, want a few", per)
 	}
 }
