@@ -291,7 +291,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 	h, err := hook.New(s.mqtt, auth, hook.Config{
 		DenyDisconnect: b.DenyAction == "disconnect", Logger: s.log,
 		BackpressurePause: b.BackpressurePause, BackpressureMinRate: b.BackpressureMinRate,
-		MaxQueued: b.MaxQueuedMessages, Store: s.state,
+		MaxQueued: b.MaxQueuedMessages, Store: s.state, MaxTopicLevels: b.MaxTopicLevels, MaxSubscriptions: b.MaxSubscriptions,
 	})
 	if err != nil {
 		return err

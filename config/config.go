@@ -118,6 +118,13 @@ type Broker struct {
 	DenyAction string `yaml:"deny_action"`
 	// ExpireNotice is how long before a token expires $SYS/tokenExpireNotice is sent; 0 turns it off. Default 5m.
 	ExpireNotice time.Duration `yaml:"expire_notice"`
+	// MaxTopicLevels bounds the levels of a topic or filter a client sends;
+	// more is refused as malformed (MQTT 5 PUBACK 0x90 / SUBACK 0x8F, MQTT
+	// 3.1.1: the connection closes). Default 64.
+	MaxTopicLevels int `yaml:"max_topic_levels"`
+	// MaxSubscriptions bounds a connection's subscriptions; past it SUBACK
+	// 0x97 (MQTT 3.1.1: 0x80). Default 1000.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// MaxPacketSize bounds an MQTT packet in bytes. Default 1048576.
 	MaxPacketSize uint32 `yaml:"max_packet_size"`
 	// WriteBufferSize is the per-client buffer outgoing packets are
@@ -191,6 +198,7 @@ func Default() Config {
 			MaxPacketSize: 1 << 20, WriteBufferSize: 2048, MaxPendingWrites: 8192,
 			BackpressurePause: 2 * time.Millisecond, BackpressureMinRate: 5000,
 			Persistence: "bolt", MaxQueuedMessages: 1000, MaxSessionExpiry: 72 * time.Hour,
+			MaxTopicLevels: 64, MaxSubscriptions: 1000,
 			Cache: tokenauth.DefaultCacheConfig(),
 		},
 		API: API{
@@ -290,6 +298,9 @@ func (c *Config) Validate() error {
 	}
 	if b.BackpressurePause < 0 || b.BackpressurePause > time.Second || b.BackpressureMinRate < 0 {
 		bad("broker: backpressure_pause must be 0s to 1s, backpressure_min_rate not negative")
+	}
+	if b.MaxTopicLevels < 1 || b.MaxTopicLevels > 65535 || b.MaxSubscriptions < 1 {
+		bad("broker: max_topic_levels must be 1 to 65535, max_subscriptions at least 1")
 	}
 	if b.MaxConnections < 0 {
 		bad("broker.max_connections %d: want 0 (from the descriptor limit) or more", b.MaxConnections)

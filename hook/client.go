@@ -43,6 +43,9 @@ type client struct {
 	// over until its CONNACK is out.
 	supersededBy *client
 	supersedes   *mqtt.Client
+	// quotaRefused: SUBSCRIBEs (by packet ID) with filters refused for the
+	// subscription limit, whose SUBACK codes become 0x97 (limits.go).
+	quotaRefused map[uint16][]int
 	// reserved counts records written for this session whose delivery
 	// Mochi has not made yet: places taken in its queue.
 	reserved atomic.Int32

@@ -28,6 +28,11 @@ type Config struct {
 	// dropped. BackpressurePause 0 turns this off.
 	BackpressurePause   time.Duration
 	BackpressureMinRate float64
+	// MaxTopicLevels bounds the levels of a topic or filter a client sends
+	// (SPEC §3.8). Default 64.
+	MaxTopicLevels int
+	// MaxSubscriptions bounds a connection's subscriptions. Default 1000.
+	MaxSubscriptions int
 	// MaxQueued bounds the messages queued (and in flight) for an offline
 	// persistent session; past it, new ones are dropped and counted.
 	// Default 1000.
@@ -94,6 +99,12 @@ func New(server *mqtt.Server, auth *tokenauth.Authority, cfg Config) (*Hook, err
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = 1000
 	}
+	if cfg.MaxTopicLevels <= 0 {
+		cfg.MaxTopicLevels = 64
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = 1000
+	}
 	h := &Hook{cfg: cfg, server: server, auth: auth, obs: auth.Observer(), log: log, stop: make(chan struct{})}
 	h.willer = server.NewClient(nil, "local", "$tokenmq-will", true)
 	for _, e := range provided {
@@ -121,7 +132,7 @@ var (
 	provided = []byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublished, mqtt.OnPacketRead, mqtt.OnWill,
-		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnSelectSubscribers,
+		mqtt.OnPacketSent, mqtt.OnPacketEncode, mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnSelectSubscribers,
 		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired,
 	}
 	providedWithStore = []byte{

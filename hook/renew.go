@@ -15,6 +15,10 @@ import (
 // drops them without asking hooks, and without acknowledging them): it
 // handles $SYS/uploadToken, and answers the others as denied publishes.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	pk, ok := h.limitPacket(cl, pk)
+	if !ok {
+		return pk, packets.ErrRejectPacket // Mochi closes the connection
+	}
 	if pk.FixedHeader.Type == packets.Connect && pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
 		// An empty password is bad credentials (0x86 / 0x04, SPEC §3.1), not
 		// the protocol error Mochi would answer before any hook is asked.
@@ -25,7 +29,7 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		h.markReleased(cl, pk.PacketID)
 		return pk, nil
 	}
-	if pk.FixedHeader.Type != packets.Publish || len(pk.TopicName) < 4 || !strings.EqualFold(pk.TopicName[:4], "$SYS") {
+	if pk.FixedHeader.Type != packets.Publish || len(pk.TopicName) < 4 || !strings.EqualFold(pk.TopicName[:4], "$SYS") || pk.TopicName == refusedTopic {
 		return pk, nil
 	}
 	if pk.TopicName == tokenauth.TopicUploadToken {

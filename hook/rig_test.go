@@ -93,6 +93,7 @@ func (w *wire) packets(t *testing.T) []packets.Packet {
 		decode := map[byte]func([]byte) error{
 			packets.Connack: pk.ConnackDecode, packets.Publish: pk.PublishDecode, packets.Puback: pk.PubackDecode,
 			packets.Pubrec: pk.PubrecDecode, packets.Disconnect: pk.DisconnectDecode, packets.Auth: pk.AuthDecode,
+			packets.Suback: pk.SubackDecode, packets.Unsuback: pk.UnsubackDecode,
 		}[pk.FixedHeader.Type]
 		if decode == nil {
 			t.Fatalf("unexpected packet type %d", pk.FixedHeader.Type)

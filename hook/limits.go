@@ -1,0 +1,132 @@
+package hook
+
+import (
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Limits on what a client sends (SPEC §3.8), applied before Mochi's topic
+// tree sees a packet: Mochi's handling of topic levels is quadratic in
+// their number, and a client could hold any number of subscriptions.
+// A topic or filter with more than MaxTopicLevels levels is refused as a
+// malformed one (MQTT 5: PUBACK/PUBREC 0x90, SUBACK 0x8F; MQTT 3.1.1: the
+// connection closes); a SUBSCRIBE past MaxSubscriptions gets SUBACK 0x97
+// (0x80) for the filters past it.
+
+// Codes and markers of the limits.
+const (
+	// refusedTopic replaces a refused publish's topic: Mochi drops a
+	// client's publish to $SYS without answering (the hook has answered).
+	refusedTopic = "$SYS/tokenmq/refused"
+	// refusedFilter replaces a refused filter: Mochi answers it 0x8F.
+	refusedFilter = "#/#"
+)
+
+// levels counts a topic's or filter's levels, in one pass.
+func levels(t string) int { return strings.Count(t, "/") + 1 }
+
+// limitPacket applies the limits to a packet a client sent. It returns the
+// packet Mochi is to process, and false if the connection must close.
+func (h *Hook) limitPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, bool) {
+	max := h.cfg.MaxTopicLevels
+	v5 := cl.Properties.ProtocolVersion >= 5
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		if pk.Connect.WillFlag && levels(pk.Connect.WillTopic) > max {
+			return pk, false
+		}
+	case packets.Publish:
+		if levels(pk.TopicName) <= max {
+			return pk, true
+		}
+		if !v5 {
+			return pk, false
+		}
+		if pk.FixedHeader.Qos > 0 {
+			typ := packets.Puback
+			if pk.FixedHeader.Qos == 2 {
+				typ = packets.Pubrec
+			}
+			_ = cl.WritePacket(ack(typ, pk.PacketID, packets.ErrTopicNameInvalid))
+		}
+		pk.TopicName = refusedTopic
+		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	case packets.Subscribe:
+		return h.limitSubscribe(cl, pk, v5)
+	case packets.Unsubscribe:
+		for i, f := range pk.Filters {
+			if levels(f.Filter) > max {
+				pk.Filters[i].Filter = "" // no such subscription: Mochi answers 0x11 and never walks it
+			}
+		}
+	}
+	return pk, true
+}
+
+// limitSubscribe refuses the filters of a SUBSCRIBE that are too deep, or
+// past the client's subscription limit.
+func (h *Hook) limitSubscribe(cl *mqtt.Client, pk packets.Packet, v5 bool) (packets.Packet, bool) {
+	have := cl.State.Subscriptions.Len()
+	var over []int
+	filters := make(packets.Subscriptions, len(pk.Filters)) // Mochi's slice is the client's packet: not edited in place
+	copy(filters, pk.Filters)
+	for i, f := range filters {
+		if levels(f.Filter) > h.cfg.MaxTopicLevels {
+			if !v5 {
+				return pk, false
+			}
+			filters[i].Filter = refusedFilter
+			continue
+		}
+		if _, exists := cl.State.Subscriptions.Get(f.Filter); exists {
+			continue // a resubscribe takes no new place
+		}
+		if have >= h.cfg.MaxSubscriptions {
+			filters[i].Filter = refusedFilter
+			over = append(over, i)
+			continue
+		}
+		have++
+	}
+	pk.Filters = filters
+	if len(over) > 0 && v5 {
+		if c := h.client(cl); c != nil {
+			c.qmu.Lock()
+			if c.quotaRefused == nil {
+				c.quotaRefused = make(map[uint16][]int)
+			}
+			c.quotaRefused[pk.PacketID] = over
+			c.qmu.Unlock()
+		}
+	}
+	return pk, true
+}
+
+// OnPacketEncode gives the filters refused for the subscription limit
+// their code in the SUBACK: 0x97 (quota exceeded), not Mochi's 0x8F.
+func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Suback {
+		return pk
+	}
+	c := h.client(cl)
+	if c == nil {
+		return pk
+	}
+	c.qmu.Lock()
+	over := c.quotaRefused[pk.PacketID]
+	delete(c.quotaRefused, pk.PacketID)
+	c.qmu.Unlock()
+	if len(over) == 0 {
+		return pk
+	}
+	codes := append([]byte(nil), pk.ReasonCodes...)
+	for _, i := range over {
+		if i < len(codes) {
+			codes[i] = packets.ErrQuotaExceeded.Code
+		}
+	}
+	pk.ReasonCodes = codes
+	return pk
+}
