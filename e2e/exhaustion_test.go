@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/internal/testkit"
 )
@@ -141,4 +142,85 @@ func TestPreConnectSocketsAreCheap(t *testing.T) {
 	if per > 16 {
 		t.Fatalf("%.1f KiB per socket without CONNECT, want a few", per)
 	}
+}
+
+// cpuSeconds is a process's user+system CPU time so far.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	var utime, stime float64
+	fmt.Sscan(fields[11], &utime)
+	fmt.Sscan(fields[12], &stime)
+	return (utime + stime) / 100 // clock ticks (USER_HZ 100)
+}
+
+// SPEC §3.8 with the real binary: a client's deep topics and
+// subscription floods cost the broker time and memory linear in what it
+// sent, bounded by max_topic_levels and max_subscriptions (the figures go
+// to the README's reliability table).
+func TestHostileTopicsBounded(t *testing.T) {
+	p := startTokenmq(t, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
+	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	admin := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	tok := applyWith(t, admin, "#", "R,W", time.Hour)
+	pid := p.cmd.Process.Pid
+
+	deepTopic := strings.Repeat("a/", 31999) + "a" // 32,000 levels
+	c := mustConnect5(t, p.mqttAddr(), "deep", "d", tok)
+	cpu0, start := cpuSeconds(t, pid), time.Now()
+	for i := range 278 {
+		if code := c.publish(deepTopic, 1, false, fmt.Sprint(i)); code != 0x90 {
+			t.Fatalf("publish %d of a 32,000-level topic: 0x%02x, want 0x90", i, code)
+		}
+	}
+	if code := c.subscribe(deepTopic, 1); code != 0x8F {
+		t.Fatalf("subscribe to a 32,000-level filter: 0x%02x, want 0x8f", code)
+	}
+	took, cpu := time.Since(start), cpuSeconds(t, pid)-cpu0
+	if took > 10*time.Second || cpu > 5 {
+		t.Fatalf("278 deep publishes took %v, %.2f s of broker CPU", took, cpu)
+	}
+	v3, _ := connect3(t, p.mqttAddr(), "deep-v3", "d", tok)
+	v3.c.Publish(deepTopic, 1, false, "x")
+	v3.waitLost(5 * time.Second)
+
+	// A subscription flood: 20 SUBSCRIBEs of 500 filters each.
+	rss0 := rssKiB(t, pid)
+	flood := mustConnect5(t, p.mqttAddr(), "flood", "d", tok)
+	granted, quota := 0, 0
+	for i := range 20 {
+		var subs []paho.SubscribeOptions
+		for j := range 500 {
+			subs = append(subs, paho.SubscribeOptions{Topic: fmt.Sprintf("f/%d/%d", i, j), QoS: 1})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sa, err := flood.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
+		cancel()
+		if sa == nil {
+			t.Fatalf("SUBSCRIBE %d: %v", i, err)
+		}
+		for _, r := range sa.Reasons {
+			switch r {
+			case 1:
+				granted++
+			case 0x97:
+				quota++
+			default:
+				t.Fatalf("SUBACK code 0x%02x", r)
+			}
+		}
+	}
+	if granted != 1000 || quota != 9000 {
+		t.Fatalf("%d granted, %d over quota; want 1000 and 9000", granted, quota)
+	}
+	rss := rssKiB(t, pid) - rss0
+	if rss > 64*1024 {
+		t.Fatalf("a 10,000-filter flood grew the broker by %d KiB", rss)
+	}
+	t.Logf("278 publishes + 1 subscribe of 32,000 levels: %v, %.2f s broker CPU; 10,000 filters: 1,000 granted, 9,000 0x97, RSS +%d KiB",
+		took.Round(time.Millisecond), cpu, rss)
 }
