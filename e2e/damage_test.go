@@ -150,3 +150,36 @@ func damageLeafPages(b []byte) int {
 	}
 	return n
 }
+
+// SPEC §2.1 with the real binary: a broker key flooding signed QueryTokens
+// fills only its own share of the replay cache; an admin's RevokeToken
+// still works.
+func TestNonceFloodLeavesAdminWorking(t *testing.T) {
+	cfg := writeConfig(t, `access_keys:
+  - {id: AKE2EBROKER001, secret: e2e-broker-secret-0123456789, role: broker}
+api:
+  nonce_capacity: 300
+`)
+	p := startTokenmq(t, "--config", cfg, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
+	admin := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	brk := &api.Client{Endpoint: p.apiURL, AccessKeyID: "AKE2EBROKER001", AccessKeySecret: "e2e-broker-secret-0123456789"}
+	tok := applyWith(t, admin, "a/#", "R", time.Hour)
+	overflowed := false
+	for i := 0; i < 400 && !overflowed; i++ {
+		_, err := brk.QueryToken(context.Background(), "mqtt-local", tok)
+		var apiErr *api.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &apiErr) && apiErr.Status == 400 && apiErr.Code == "SystemOverFlow":
+			overflowed = true
+		default:
+			t.Fatalf("QueryToken %d: %v", i, err)
+		}
+	}
+	if !overflowed {
+		t.Fatal("the broker key never filled its share of the replay cache")
+	}
+	if _, err := admin.RevokeToken(context.Background(), "mqtt-local", tok); err != nil {
+		t.Fatalf("admin RevokeToken during a broker key's nonce flood: %v", err)
+	}
+}
