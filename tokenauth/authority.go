@@ -138,8 +138,8 @@ type ConnectRequest struct {
 	// ProtocolVersion is the MQTT version (4: 3.1.1, 5); the log names the
 	// CONNACK code that version gets.
 	ProtocolVersion byte
-	Username []byte
-	Password []byte
+	Username        []byte
+	Password        []byte
 	// HasPassword is the CONNECT's password flag.
 	HasPassword bool
 	// AuthMethod and AuthData are MQTT 5's Authentication Method and Data:
