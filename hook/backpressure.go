@@ -17,6 +17,7 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	}
 	c.sent.Add(1)
 	if pk.FixedHeader.Type == packets.Connack {
+		h.adopt(c, pk.SessionPresent)
 		if pk.SessionPresent {
 			h.resume(c)
 		}

@@ -43,6 +43,10 @@ type client struct {
 	// over until its CONNACK is out.
 	supersededBy *client
 	supersedes   *mqtt.Client
+	// Deliveries passed on to this client before its CONNACK was out, and
+	// whether it is out (queue.go, passOn); guarded by qmu.
+	passed  []passed
+	adopted bool
 	// quotaRefused: SUBSCRIBEs (by packet ID) with filters refused for the
 	// subscription limit, whose SUBACK codes become 0x97 (limits.go).
 	quotaRefused map[uint16][]int

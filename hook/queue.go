@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"sync"
@@ -265,31 +266,93 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 }
 
 // passOn gives a delivery that reached a client being taken over to the
-// client that takes its session: Mochi copied the old client's in-flight
-// table a moment before, or will; either way the new client has it (at
-// worst twice, which QoS 1 allows), provided its own rights cover it.
+// client that takes its session. Until that client's CONNACK is out,
+// Mochi is still copying the old client's in-flight table into it, so the
+// message waits on the new client (adopt places it once the copy is
+// done); after, it goes straight in and out.
 func (h *Hook) passOn(nc *client, pk packets.Packet, ref msgRef) {
 	if ref.topic == "" || !nc.Rights().Readable(ref.topic) {
-		h.droppedResume.Add(1)
-		if h.cfg.Store != nil && ref.seq != 0 {
-			h.cfg.Store.WriteAsync(sessionstore.DeleteMessage(nc.cl.ID, ref.seq))
-		}
+		h.dropPassed(nc, ref)
 		return
 	}
-	id, err := nc.cl.NextPacketID()
-	if err != nil {
-		h.log.Warn("a message for a session being taken over was dropped: no packet ID free", "client", nc.cl.ID)
-		return
-	}
-	pk.PacketID, pk.TopicName = uint16(id), ref.topic
-	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
-	nc.cl.State.Inflight.Set(pk) // resent with the rest of the session, or at the next resume
 	nc.qmu.Lock()
-	if nc.queue == nil {
-		nc.queue = make(map[uint16]msgRef)
+	if !nc.adopted {
+		nc.passed = append(nc.passed, passed{pk, ref})
+		nc.qmu.Unlock()
+		return
 	}
-	nc.queue[pk.PacketID] = ref
 	nc.qmu.Unlock()
+	h.place(nc, passed{pk, ref}, true)
+}
+
+// passed is a delivery handed from a client being taken over to its
+// successor (passOn).
+type passed struct {
+	pk  packets.Packet
+	ref msgRef
+}
+
+func (h *Hook) dropPassed(nc *client, ref msgRef) {
+	h.droppedResume.Add(1)
+	if h.cfg.Store != nil && ref.seq != 0 {
+		h.cfg.Store.WriteAsync(sessionstore.DeleteMessage(nc.cl.ID, ref.seq))
+	}
+}
+
+// adopt runs once c's CONNACK is out, on c's own goroutine, before Mochi
+// resends the session: the deliveries passed on to it meanwhile join its
+// in-flight table, now final, or go if it started clean.
+func (h *Hook) adopt(c *client, sessionPresent bool) {
+	c.qmu.Lock()
+	pending := c.passed
+	c.passed, c.adopted = nil, true
+	c.qmu.Unlock()
+	for _, p := range pending {
+		if !sessionPresent {
+			h.dropPassed(c, p.ref)
+			continue
+		}
+		h.place(c, p, false)
+	}
+}
+
+// place puts a passed-on delivery in c's in-flight table, and sends it if
+// the session's resend is already over. Mochi put the message in the old
+// client's table before OnQosPublish: if the copy it made for c already
+// holds it, under the same packet ID, that copy is the one indexed.
+func (h *Hook) place(c *client, p passed, send bool) {
+	pk := p.pk
+	if cur, ok := c.cl.State.Inflight.Get(pk.PacketID); ok && cur.FixedHeader.Type == packets.Publish &&
+		cur.TopicName == pk.TopicName && bytes.Equal(cur.Payload, pk.Payload) {
+		c.qmu.Lock()
+		c.index(pk.PacketID, p.ref)
+		c.qmu.Unlock()
+		return
+	}
+	id, err := c.cl.NextPacketID()
+	if err != nil {
+		h.log.Warn("a message for a session being taken over was dropped: no packet ID free", "client", c.cl.ID)
+		h.dropPassed(c, p.ref)
+		return
+	}
+	pk.PacketID, pk.TopicName = uint16(id), p.ref.topic
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	pk.FixedHeader.Dup = false
+	c.qmu.Lock()
+	c.index(pk.PacketID, p.ref)
+	c.qmu.Unlock()
+	c.cl.State.Inflight.Set(pk)
+	if send {
+		_ = c.cl.WritePacket(pk) // if the write fails, the session's next resume resends it
+	}
+}
+
+// index records a delivery in flight to a persistent session; qmu held.
+func (c *client) index(id uint16, ref msgRef) {
+	if c.queue == nil {
+		c.queue = make(map[uint16]msgRef)
+	}
+	c.queue[id] = ref
 }
 
 // serverToClient reports whether a packet Mochi completes or drops belongs
