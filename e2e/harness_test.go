@@ -263,6 +263,18 @@ func (c *client5) publish(topic string, qos byte, retain bool, payload string) b
 	return pr.ReasonCode
 }
 
+// routed returns once the broker has routed every publish c made before:
+// a client's publishes are handled in order, and the acknowledgement of a
+// QoS 1 publish on fence (a topic c may write and nobody reads) follows
+// the routing of the ones before it. (Mochi sends a PUBACK before it
+// routes the message, so the last publish's own PUBACK does not say it.)
+func (c *client5) routed(fence string) {
+	c.t.Helper()
+	if code := c.publish(fence, 1, false, "fence"); code != 0 {
+		c.t.Fatalf("fence publish on %s: 0x%02x", fence, code)
+	}
+}
+
 func (c *client5) received() []message {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -156,10 +156,11 @@ func TestSessionMetricsMove(t *testing.T) {
 	sub.close()
 	testkit.WaitFor(t, 2*time.Second, "the session to be offline", func() bool { return e.srv.Hook().QueueStats().Offline == 1 })
 	during := scrape(t, base)
-	pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("m/#", "W", time.Hour))
+	pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("m/#,fence", "W", time.Hour))
 	for range 3 {
 		pub.publish("m/x", 1, false, "x")
 	}
+	pub.routed("fence") // all three met the offline session
 	thief := connectSession(t, 5, e.mqtt, "dev", e.apply("other/#", "R", time.Hour))
 	thief.close()
 	testkit.WaitFor(t, 6*time.Second, "the session to expire", func() bool { return e.srv.Hook().QueueStats().ExpiredSessions == 1 })

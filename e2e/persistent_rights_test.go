@@ -40,13 +40,14 @@ func TestOfflineQueueStopsWithItsToken(t *testing.T) {
 			sub := connectSession(t, 5, e.mqtt, "sub", old)
 			sub.subscribe("fleet/#", 1)
 			sub.close()
-			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("fleet/#", "W", time.Hour))
+			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("fleet/#,fence", "W", time.Hour))
 			pub.publish("fleet/a", 1, false, "while valid")
 			if end == "revoked" {
 				e.revoke(old)
 			}
 			waitRefused(t, e.mqtt, old)
 			pub.publish("fleet/a", 1, false, "after the token ended")
+			pub.routed("fence") // while the session is offline
 			back := connectSession(t, 5, e.mqtt, "sub", e.apply("fleet/#", "R", time.Hour))
 			pub.publish("fleet/a", 1, false, "fence")
 			got := waitPayloads(t, back, "fleet/", 2)
@@ -68,11 +69,12 @@ func TestOfflineQueueBound(t *testing.T) {
 			sub.subscribe("fleet/#", 1)
 			sub.close()
 			testkit.WaitFor(t, 2*time.Second, "the session to be offline", func() bool { return e.srv.Hook().QueueStats().Offline == 1 })
-			pub := mustConnect5(t, e.mqtt, "pub", "d", tok)
+			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("fleet/#,fence", "W", time.Hour))
 			before := e.srv.Hook().QueueStats()
 			for i := range 8 {
 				pub.publish("fleet/a", 1, false, fmt.Sprint("m", i))
 			}
+			pub.routed("fence") // all eight met the offline session
 			back := connectSession(t, 4, e.mqtt, "bounded", tok)
 			got := waitPayloads(t, back, "fleet/", 5)
 			if !slices.Equal(got, []string{"m0", "m1", "m2", "m3", "m4"}) {

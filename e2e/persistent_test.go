@@ -201,6 +201,7 @@ func TestResumeWithForeignTokenGetsNothing(t *testing.T) {
 				pub.publish("secret/x", 1, false, fmt.Sprint("secret ", i))
 			}
 			pub.publish("secret/retained", 1, true, "secret retained")
+			pub.routed("public/nobody") // all four met the offline session
 			before := e.srv.Hook().QueueStats().DroppedOnResume
 
 			thief := connectSession(t, v, e.mqtt, id, e.apply("public/#", "R,W", time.Hour))
