@@ -271,7 +271,7 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 // message waits on the new client (adopt places it once the copy is
 // done); after, it goes straight in and out.
 func (h *Hook) passOn(nc *client, pk packets.Packet, ref msgRef) {
-	if ref.topic == "" || !nc.Rights().Readable(ref.topic) {
+	if ref.topic == "" {
 		h.dropPassed(nc, ref)
 		return
 	}
@@ -316,10 +316,11 @@ func (h *Hook) adopt(c *client, sessionPresent bool) {
 	}
 }
 
-// place puts a passed-on delivery in c's in-flight table, and sends it if
-// the session's resend is already over. Mochi put the message in the old
-// client's table before OnQosPublish: if the copy it made for c already
-// holds it, under the same packet ID, that copy is the one indexed.
+// place puts a passed-on delivery in c's in-flight table if c's rights
+// cover it, and sends it if the session's resend is already over. Mochi
+// put the message in the old client's table before OnQosPublish: if the
+// copy it made for c holds it, under the same packet ID, that copy is
+// indexed, and the resume's re-check (resume) keeps or discards it.
 func (h *Hook) place(c *client, p passed, send bool) {
 	pk := p.pk
 	if cur, ok := c.cl.State.Inflight.Get(pk.PacketID); ok && cur.FixedHeader.Type == packets.Publish &&
@@ -327,6 +328,10 @@ func (h *Hook) place(c *client, p passed, send bool) {
 		c.qmu.Lock()
 		c.index(pk.PacketID, p.ref)
 		c.qmu.Unlock()
+		return
+	}
+	if !c.Rights().Readable(p.ref.topic) {
+		h.dropPassed(c, p.ref)
 		return
 	}
 	id, err := c.cl.NextPacketID()
