@@ -1,0 +1,5 @@
+//go:build !race
+
+package natsauth
+
+const raceEnabled = false
