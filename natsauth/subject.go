@@ -25,13 +25,13 @@ func Subject(mqtt string, filter bool) (string, error) {
 	}
 	levels := strings.Split(mqtt, "/")
 	for i, l := range levels {
-		levels[i] = token(l)
+		levels[i] = natsToken(l)
 	}
 	return strings.Join(levels, "."), nil
 }
 
-// token is the NATS token of one MQTT level.
-func token(level string) string {
+// natsToken is the NATS token of one MQTT level.
+func natsToken(level string) string {
 	switch level {
 	case "":
 		return "/"

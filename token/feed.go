@@ -26,10 +26,15 @@ func (s *Service) Validate(ctx context.Context, instanceID, tok string) (Grant, 
 	if err != nil {
 		return Grant{}, err
 	}
+	return rec.Grant(), nil
+}
+
+// Grant is what the record allows, whether or not it is still valid.
+func (r *Record) Grant() Grant {
 	return Grant{
-		TokenID: rec.ID, InstanceID: rec.InstanceID, AccessKeyID: rec.AccessKeyID,
-		Actions: rec.Actions, Resources: rec.Resources, ClientIDs: rec.ClientIDs, ExpireTime: rec.ExpireTime,
-	}, nil
+		TokenID: r.ID, InstanceID: r.InstanceID, AccessKeyID: r.AccessKeyID,
+		Actions: r.Actions, Resources: r.Resources, ClientIDs: r.ClientIDs, ExpireTime: r.ExpireTime,
+	}
 }
 
 // FeedPage is one answer of the revocation feed.

@@ -63,16 +63,69 @@ type HeldGrant struct {
 // and Permits answers for it as it did before the restart. A grant whose
 // resources no longer compile is left out (fail closed).
 func (a *Authority) Restore(clientID string, form Form, accessKeyID string, grants []HeldGrant, client Client) *Session {
+	s := a.rebuild(clientID, "", form, accessKeyID, grants, client)
+	s.closing.Store(true)
+	return s
+}
+
+// Adopt takes on a live connection this Authority did not admit: one
+// admitted by another process of the same adapter, or by this one before
+// it restarted, known from the grants it holds (a broker that keeps its
+// clients when their authority restarts: a NATS cluster). The session is
+// indexed for revocations and established: its expiry timers run, and a
+// token already expired or known revoked kicks it at once.
+func (a *Authority) Adopt(clientID, remote string, form Form, accessKeyID string, grants []HeldGrant, client Client) *Session {
+	s := a.rebuild(clientID, remote, form, accessKeyID, grants, client)
+	if len(s.held) < len(grants) || len(grants) == 0 {
+		s.Establish()
+		s.Kick(CauseInvalid, 0, "adopted connection: a token it holds is unusable")
+		return s
+	}
+	a.index(s)
+	s.Establish()
+	return s
+}
+
+func (a *Authority) rebuild(clientID, remote string, form Form, accessKeyID string, grants []HeldGrant, client Client) *Session {
 	hs := make([]Held, 0, len(grants))
 	for _, hg := range grants {
 		g, err := newGrant(hg.Grant)
 		if err != nil {
-			a.log.Warn("restored session: a token's resources do not compile; left out", "client", clientID, "token_id", hg.Grant.TokenID.String(), "err", err)
+			a.log.Warn("rebuilt session: a token's resources do not compile; left out", "client", clientID, "token_id", hg.Grant.TokenID.String(), "err", err)
 			continue
 		}
 		hs = append(hs, Held{Grant: g, Type: hg.Type, ACL: g.ACLFor(clientID)})
 	}
-	s := newSession(a, client, ConnectRequest{ClientID: clientID}, Credentials{Form: form, AccessKeyID: accessKeyID}, hs)
-	s.closing.Store(true)
-	return s
+	return newSession(a, client, ConnectRequest{ClientID: clientID, Remote: remote}, Credentials{Form: form, AccessKeyID: accessKeyID}, hs)
+}
+
+// Resources returns the resources of the tokens the session holds for
+// reading and for writing, ${clientid} expanded for its client ID: what an
+// adapter that hands rights to its broker as filters (EMQX, NATS) gives it.
+func (s *Session) Resources() (read, write []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.held {
+		if h.Type.Covers(token.ActionRead) {
+			read = append(read, h.Resources()...)
+		}
+		if h.Type.Covers(token.ActionWrite) {
+			write = append(write, h.Resources()...)
+		}
+	}
+	return read, write
+}
+
+// Expiry returns the earliest expiry of the tokens the session holds: when
+// the connection ends unless it renews.
+func (s *Session) Expiry() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first time.Time
+	for _, h := range s.held {
+		if first.IsZero() || h.Grant.ExpireTime.Before(first) {
+			first = h.Grant.ExpireTime
+		}
+	}
+	return first
 }

@@ -24,8 +24,8 @@ type Service struct {
 
 // NewService starts a token service in t's temporary directory, serving
 // instances (default "inst-a", "inst-b"), on a clock that starts at start
-// (the zero time: now, to the second). cfg's Instances and Now are set
-// here; the store closes in t.Cleanup.
+// (the zero time: now, to the second), or on cfg.Now if set (then Clock
+// is nil). cfg's Instances default here; the store closes in t.Cleanup.
 func NewService(t testing.TB, start time.Time, cfg token.ServiceConfig) *Service {
 	t.Helper()
 	dir := t.TempDir()
@@ -45,7 +45,11 @@ func NewService(t testing.TB, start time.Time, cfg token.ServiceConfig) *Service
 	if len(cfg.Instances) == 0 {
 		cfg.Instances = []string{"inst-a", "inst-b"}
 	}
-	cfg.Now = clk.Now
+	if cfg.Now == nil {
+		cfg.Now = clk.Now
+	} else {
+		clk = nil // the caller's clock
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
