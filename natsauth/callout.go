@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,12 +71,12 @@ type Stats struct {
 // token's rights as NATS permissions, and disconnects the clients whose
 // token expires or is revoked, on whichever server they are.
 type Callout struct {
-	cfg      Config
-	log      *slog.Logger
-	issuer   string
-	authConn *nats.Conn
-	sysConn  *nats.Conn
-	levels   *dollarScanner
+	cfg       Config
+	log       *slog.Logger
+	issuer    string
+	authConns []*nats.Conn // one per server URL given: each server has a local answerer
+	sysConn   *nats.Conn
+	levels    *dollarScanner
 
 	mu    sync.Mutex
 	conns map[connKey]*conn
@@ -159,14 +160,12 @@ func Start(cfg Config) (*Callout, error) {
 			return nil, fmt.Errorf("nats: subscribe %s: %w", subj, err)
 		}
 	}
-	c.authConn, err = nats.Connect(cfg.URL, append(common, nats.Name("tokenmq-callout"), nats.UserInfo(cfg.User, cfg.Password),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { c.log.Warn("nats callout connection lost", "err", err) }),
-		nats.ReconnectHandler(func(*nats.Conn) { c.log.Info("nats callout connection back") }))...)
-	if err != nil {
-		c.sysConn.Close()
-		return nil, fmt.Errorf("nats: callout user %q: %w", cfg.User, err)
-	}
-	if _, err := c.authConn.QueueSubscribe(AuthSubject, "tokenmq", func(m *nats.Msg) {
+	// One answering connection per server URL: a request is answered by
+	// the callout connection on its own server when there is one, and a
+	// server lost takes only its own connection away (the request of a
+	// client connecting elsewhere meanwhile does not wait for interest to
+	// travel the routes again).
+	handler := func(m *nats.Msg) {
 		select {
 		case c.work <- m:
 		default: // every worker busy and the queue full: refuse now rather than time out
@@ -174,13 +173,24 @@ func Start(cfg Config) (*Callout, error) {
 			c.log.Warn("nats authorization refused: callout overloaded")
 			_ = m.Respond(nil)
 		}
-	}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("nats: subscribe %s: %w", AuthSubject, err)
 	}
-	if err := c.authConn.Flush(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("nats: %w", err)
+	for _, url := range splitURLs(cfg.URL) {
+		nc, err := nats.Connect(url, append(common, nats.Name("tokenmq-callout"), nats.UserInfo(cfg.User, cfg.Password),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { c.log.Warn("nats callout connection lost", "url", url, "err", err) }),
+			nats.ReconnectHandler(func(nc *nats.Conn) { c.log.Info("nats callout connection back", "server", nc.ConnectedUrlRedacted()) }))...)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("nats: callout user %q at %s: %w", cfg.User, url, err)
+		}
+		c.authConns = append(c.authConns, nc)
+		if _, err := nc.QueueSubscribe(AuthSubject, "tokenmq", handler); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("nats: subscribe %s: %w", AuthSubject, err)
+		}
+		if err := nc.Flush(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("nats: %w", err)
+		}
 	}
 	for range cfg.Workers {
 		c.wg.Add(1)
@@ -202,8 +212,8 @@ func (c *Callout) Close() {
 	default:
 	}
 	close(c.stop)
-	if c.authConn != nil {
-		c.authConn.Close()
+	for _, nc := range c.authConns {
+		nc.Close()
 	}
 	c.wg.Wait()
 	if c.sysConn != nil {
@@ -221,6 +231,32 @@ func (c *Callout) Close() {
 func (c *Callout) Stats() Stats {
 	return Stats{Accepted: c.accepted.Load(), Refused: c.refused.Load(), Kicks: c.kicks.Load(),
 		KickFailures: c.kickFailures.Load(), Adopted: c.adopted.Load()}
+}
+
+// Connected reports whether both NATS connections are up: the callout can
+// answer and disconnect. While one is down (a server lost, until the
+// client library reconnects to another) new clients are refused.
+func (c *Callout) Connected() bool {
+	if !c.sysConn.IsConnected() {
+		return false
+	}
+	for _, nc := range c.authConns {
+		if nc.IsConnected() {
+			return true
+		}
+	}
+	return false
+}
+
+// splitURLs is the distinct URLs of a comma-separated list.
+func splitURLs(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Connections returns how many client connections the callout follows.

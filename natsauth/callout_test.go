@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -365,5 +366,57 @@ func TestNATSCalloutRestartCatchesUp(t *testing.T) {
 	case <-c2.lost:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a revocation after the restart did not reach a client admitted before it")
+	}
+}
+
+// A retained message and a persistent session (CleanSession 0) survive
+// the loss of a node: JetStream keeps them on three.
+func TestNATSSessionAndRetainedSurviveNodeLoss(t *testing.T) {
+	e := startEnv(t, 3)
+	readTok := e.apply([]string{"fleet/#"}, token.ActionRead, time.Hour)
+	writeTok := e.apply([]string{"fleet/#"}, token.ActionWrite, time.Hour)
+	pub := mustDial(t, e.cluster.MQTT(0), "pub", writeTok)
+	pub.publish(t, "fleet/r", 1, true, "kept")
+	sub, rc := dial(t, e.cluster.MQTT(1), "dev", "device", readTok, false)
+	if rc != 0 {
+		t.Fatalf("connect: %d", rc)
+	}
+	if got := sub.subscribe(t, "fleet/q", 1); got != 1 {
+		t.Fatalf("SUBACK 0x%02x", got)
+	}
+	sub.c.Disconnect(100)
+	pub.c.Disconnect(100)
+
+	e.cluster.StopNode(0)
+	e.cluster.WaitJetStream()
+	testkit.WaitFor(t, 5*time.Second, "the callout to reconnect", e.callout.Connected)
+	pub2 := mustDial(t, e.cluster.MQTT(2), "pub2", writeTok)
+	pub2.publish(t, "fleet/q", 1, false, "queued while offline")
+
+	back, rc := dial(t, e.cluster.MQTT(2), "dev", "device", readTok, false)
+	if rc != 0 {
+		t.Fatalf("resume: %d", rc)
+	}
+	waitPayloads(t, back, "queued while offline")
+	late := mustDial(t, e.cluster.MQTT(1), "late", readTok)
+	late.subscribe(t, "fleet/r", 1)
+	waitPayloads(t, late, "kept")
+
+	// The session resumed with a token that does not cover it gets none
+	// of it: NATS re-checks the stored subscriptions against the new
+	// permissions.
+	back.c.Disconnect(100)
+	pub2.publish(t, "fleet/q", 1, false, "second, for dev only")
+	thief, rc := dial(t, e.cluster.MQTT(1), "dev", "device", e.apply([]string{"other/#"}, token.ActionRead, time.Hour), false)
+	if rc != 0 {
+		t.Fatalf("thief connect: %d", rc)
+	}
+	thief.subscribe(t, "other/fence", 1)
+	fencer := mustDial(t, e.cluster.MQTT(1), "fencer", e.apply([]string{"other/fence"}, token.ActionWrite, time.Hour))
+	fence(t, fencer, thief, "other/fence")
+	for _, m := range thief.received() {
+		if strings.HasPrefix(m.topic, "fleet/") {
+			t.Fatalf("a session resumed with a token without its rights got %+v", m)
+		}
 	}
 }
