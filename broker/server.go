@@ -21,6 +21,7 @@ import (
 	"github.com/tokenmq/tokenmq/config"
 	"github.com/tokenmq/tokenmq/hook"
 	"github.com/tokenmq/tokenmq/metrics"
+	"github.com/tokenmq/tokenmq/natsauth"
 	"github.com/tokenmq/tokenmq/sessionstore"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/token/boltstore"
@@ -70,6 +71,8 @@ type Server struct {
 	connLimit *connLimit          // broker.max_connections, shared by the MQTT listeners
 	state     *sessionstore.Store // the broker's durable state (persistence bolt)
 	auth      *tokenauth.Authority
+	natsAuth  *tokenauth.Authority
+	callout   *natsauth.Callout
 	hook      *hook.Hook
 	listeners map[string]*listener // by protocol: tcp, ws, tls
 
@@ -128,6 +131,11 @@ func (s *Server) start(ctx context.Context) (err error) {
 	}
 	if s.runsBroker() {
 		if err := s.startBroker(ctx); err != nil {
+			return err
+		}
+	}
+	if s.cfg.NATS.URL != "" && s.svc != nil {
+		if err := s.startNATS(); err != nil {
 			return err
 		}
 	}
@@ -408,7 +416,7 @@ func (s *Server) mux(rpc http.Handler) http.Handler {
 		writeStatus(w, http.StatusOK, "ok")
 	})
 	m.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.ready.Load() && s.listenersHealthy() {
+		if s.ready.Load() && s.listenersHealthy() && (s.callout == nil || s.callout.Connected()) {
 			writeStatus(w, http.StatusOK, "ready")
 		} else {
 			writeStatus(w, http.StatusServiceUnavailable, "not ready")
@@ -507,6 +515,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // release stops everything that was started, in order: MQTT, HTTP, GC, store.
 func (s *Server) release(ctx context.Context) error {
 	var errs []error
+	if s.callout != nil {
+		s.callout.Close()
+	}
+	if s.natsAuth != nil {
+		s.natsAuth.Close()
+	}
 	if s.hook != nil {
 		s.hook.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -63,6 +64,35 @@ type Config struct {
 	Broker Broker `yaml:"broker"`
 	// API configures the HTTP API.
 	API API `yaml:"api"`
+	// NATS makes the process (roles all and tokens) the MQTT authority of a
+	// NATS cluster through auth callout (SPEC §6.2). Default off.
+	NATS NATS `yaml:"nats"`
+}
+
+// NATS configures the NATS auth callout. It is on when URL is set.
+type NATS struct {
+	// URL is the NATS server, or comma-separated servers (one answering
+	// connection is kept to each). Default empty (off).
+	URL string `yaml:"url"`
+	// User is a user listed in the servers' auth_callout.auth_users. Required with url.
+	User string `yaml:"user"`
+	// Password is User's password; or name an environment variable in PasswordEnv.
+	Password string `yaml:"password"`
+	// PasswordEnv names the environment variable holding Password. Default none.
+	PasswordEnv string `yaml:"password_env"`
+	// IssuerSeedFile holds the account nkey seed (SA…) that signs the
+	// answers; its public key is the servers' auth_callout.issuer. A
+	// relative path is relative to the configuration file. Required with url.
+	IssuerSeedFile string `yaml:"issuer_seed_file"`
+	// Account is the account authorized clients are placed in. Default MQTT.
+	Account string `yaml:"account"`
+	// SystemUser is a system-account user (listed in auth_users too), to
+	// disconnect clients and follow their connections. Required with url.
+	SystemUser string `yaml:"system_user"`
+	// SystemPassword is SystemUser's password; or name an environment variable in SystemPasswordEnv.
+	SystemPassword string `yaml:"system_password"`
+	// SystemPasswordEnv names the environment variable holding SystemPassword. Default none.
+	SystemPasswordEnv string `yaml:"system_password_env"`
 }
 
 // AccessKey is one API access key.
@@ -222,6 +252,25 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if v := getenv("TOKENMQ_EMQX_SECRET"); v != "" {
 		cfg.API.EMQXSecret = v
 	}
+	n := &cfg.NATS
+	for _, sec := range []struct {
+		value *string
+		env   string
+		name  string
+	}{{&n.Password, n.PasswordEnv, "nats.password"}, {&n.SystemPassword, n.SystemPasswordEnv, "nats.system_password"}} {
+		if sec.env == "" {
+			continue
+		}
+		if *sec.value != "" {
+			return cfg, fmt.Errorf("config %s: %s and %s_env are both set", path, sec.name, sec.name)
+		}
+		if *sec.value = getenv(sec.env); *sec.value == "" {
+			return cfg, fmt.Errorf("config %s: %s_env: environment variable %s is empty", path, sec.name, sec.env)
+		}
+	}
+	if n.IssuerSeedFile != "" && !filepath.IsAbs(n.IssuerSeedFile) {
+		n.IssuerSeedFile = filepath.Join(filepath.Dir(path), n.IssuerSeedFile)
+	}
 	for i := range cfg.AccessKeys {
 		k := &cfg.AccessKeys[i]
 		if k.SecretEnv == "" {
@@ -254,6 +303,9 @@ func decodeStrict(b []byte, cfg *Config) error {
 func (c *Config) SetDefaults() {
 	if len(c.Tokens.Instances) == 0 {
 		c.Tokens.Instances = []string{c.InstanceID}
+	}
+	if c.NATS.URL != "" && c.NATS.Account == "" {
+		c.NATS.Account = "MQTT"
 	}
 	for i := range c.AccessKeys {
 		if c.AccessKeys[i].Role == "" {
@@ -343,6 +395,24 @@ func (c *Config) Validate() error {
 	}
 	if t.MaxTTL < t.MinTTL {
 		bad("tokens: max_ttl %v is shorter than min_ttl %v", t.MaxTTL, t.MinTTL)
+	}
+	if n := c.NATS; n.URL != "" {
+		if c.Role == RoleBroker {
+			bad("nats: the callout runs with the token service: role all or tokens, not broker")
+		}
+		if n.User == "" || n.SystemUser == "" || n.IssuerSeedFile == "" {
+			bad("nats: url needs user, system_user and issuer_seed_file")
+		}
+		if n.User == n.SystemUser && n.User != "" {
+			bad("nats: user and system_user must differ (the callout account and the system account)")
+		}
+		for _, u := range strings.Split(n.URL, ",") {
+			if u = strings.TrimSpace(u); !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+				bad("nats.url %q: want nats:// or tls:// URLs, comma-separated", redactURL(u))
+			}
+		}
+	} else if n.User != "" || n.SystemUser != "" || n.IssuerSeedFile != "" {
+		bad("nats: user, system_user and issuer_seed_file are set but url is empty")
 	}
 	a := c.API
 	if a.TimestampWindow <= 0 || a.NonceCapacity <= 0 || a.MaxBodyBytes <= 0 {

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 
 	"github.com/tokenmq/tokenmq/internal/natstest"
@@ -84,140 +81,41 @@ func (e *env) apply(resources []string, actions token.Actions, ttl time.Duration
 	return tok
 }
 
-// client is a paho.mqtt.golang connection (MQTT 3.1.1: all NATS speaks).
-type client struct {
-	c    mqtt.Client
-	mu   sync.Mutex
-	msgs []msg
-	lost chan error
-}
-
-type msg struct{ topic, payload string }
-
-func (c *client) received() []msg {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.msgs)
-}
-
-func (c *client) payloads() []string {
-	var out []string
-	for _, m := range c.received() {
-		out = append(out, m.payload)
-	}
-	return out
-}
-
-// dial connects; rc is the CONNACK return code (0 accepted; 5 is every
-// refusal NATS makes).
-func dial(t *testing.T, addr, clientID, username, password string, clean bool) (*client, byte) {
-	t.Helper()
-	cl := &client{lost: make(chan error, 1)}
-	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetUsername(username).SetPassword(password).
-		SetProtocolVersion(4).SetCleanSession(clean).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(10 * time.Second).
-		SetKeepAlive(30 * time.Second).SetOrderMatters(false).
-		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-			cl.mu.Lock()
-			cl.msgs = append(cl.msgs, msg{m.Topic(), string(m.Payload())})
-			cl.mu.Unlock()
-		}).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) { cl.lost <- err })
-	cl.c = mqtt.NewClient(o)
-	tok := cl.c.Connect()
-	if !tok.WaitTimeout(15 * time.Second) {
-		t.Fatalf("connect %s: no CONNACK", clientID)
-	}
-	rc := tok.(*mqtt.ConnectToken).ReturnCode()
-	if rc == 0 {
-		t.Cleanup(func() { cl.c.Disconnect(50) })
-	}
-	return cl, rc
-}
-
-func mustDial(t *testing.T, addr, clientID, password string) *client {
-	t.Helper()
-	c, rc := dial(t, addr, clientID, "device", password, true)
-	if rc != 0 {
-		t.Fatalf("connect %s to %s: return code %d", clientID, addr, rc)
-	}
-	return c
-}
-
-// subscribe returns the SUBACK's granted QoS (0x80: refused).
-func (c *client) subscribe(t *testing.T, filter string, qos byte) byte {
-	t.Helper()
-	tok := c.c.Subscribe(filter, qos, nil)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe %s: %v", filter, tok.Error())
-	}
-	return tok.(*mqtt.SubscribeToken).Result()[filter]
-}
-
-func (c *client) publish(t *testing.T, topic string, qos byte, retained bool, payload string) {
-	t.Helper()
-	tok := c.c.Publish(topic, qos, retained, payload)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish %s: %v", topic, tok.Error())
-	}
-}
-
-func waitPayloads(t *testing.T, c *client, want ...string) {
-	t.Helper()
-	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("messages %q", want), func() bool {
-		got := c.payloads()
-		for _, w := range want {
-			if !slices.Contains(got, w) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// fence publishes on a topic sub reads and waits for it: what was
-// published before on the same node has had its chance to arrive.
-func fence(t *testing.T, pub, sub *client, topic string) {
-	t.Helper()
-	id := fmt.Sprint("fence-", time.Now().UnixNano())
-	pub.publish(t, topic, 1, false, id)
-	waitPayloads(t, sub, id)
-}
-
 // Clients on different nodes exchange messages within their rights; a
 // subscription the rights do not contain gets 0x80, a publish they do not
 // cover is dropped (and acknowledged: NATS's behaviour) and the connection
 // stays; the '$' topics a '#' does not cover stay out of reach.
 func TestNATSRightsAcrossNodes(t *testing.T) {
 	e := startEnv(t, 3)
-	sub := mustDial(t, e.cluster.MQTT(0), "sub", e.apply([]string{"fleet/+/cmd", "fleet/d1/cmd/#", "probe"}, token.ActionRead, time.Hour))
-	pub := mustDial(t, e.cluster.MQTT(1), "pub", e.apply([]string{"fleet/#", "probe"}, token.ActionWrite, time.Hour))
-	spy := mustDial(t, e.cluster.MQTT(2), "spy", e.apply([]string{"#"}, token.ActionRead, time.Hour))
+	sub := natstest.MustDial(t, e.cluster.MQTT(0), "sub", e.apply([]string{"fleet/+/cmd", "fleet/d1/cmd/#", "probe"}, token.ActionRead, time.Hour))
+	pub := natstest.MustDial(t, e.cluster.MQTT(1), "pub", e.apply([]string{"fleet/#", "probe"}, token.ActionWrite, time.Hour))
+	spy := natstest.MustDial(t, e.cluster.MQTT(2), "spy", e.apply([]string{"#"}, token.ActionRead, time.Hour))
 	for f, want := range map[string]byte{"fleet/+/cmd": 1, "fleet/d1/cmd": 1, "probe": 1, "fleet/#": 0x80, "fleet/d1/+": 0x80, "#": 0x80, "other": 0x80} {
-		if got := sub.subscribe(t, f, 1); got != want {
+		if got := sub.Subscribe(t, f, 1); got != want {
 			t.Errorf("SUBACK for %s: 0x%02x, want 0x%02x", f, got, want)
 		}
 	}
-	if got := spy.subscribe(t, "#", 1); got != 1 {
+	if got := spy.Subscribe(t, "#", 1); got != 1 {
 		t.Fatalf("R # subscribing #: 0x%02x", got)
 	}
 	for f, want := range map[string]byte{"$SYS/#": 0x80, "$JS/API/#": 0x80, "$MQTT/sess/#": 0x80} {
-		if got := spy.subscribe(t, f, 0); got != want {
+		if got := spy.Subscribe(t, f, 0); got != want {
 			t.Errorf("R # subscribing %s: 0x%02x, want 0x%02x", f, got, want)
 		}
 	}
-	pub.publish(t, "fleet/d1/cmd", 1, false, "to d1")
-	pub.publish(t, "fleet/d2/cmd", 0, false, "to d2")
-	pub.publish(t, "elsewhere/x", 1, false, "not allowed") // acknowledged, dropped
-	pub.publish(t, "$JS/API/STREAM/LIST", 1, false, "not allowed either")
-	fence(t, pub, sub, "probe")
-	waitPayloads(t, sub, "to d1", "to d2")
-	fence(t, pub, spy, "probe")
-	for _, m := range spy.received() {
-		if m.payload == "not allowed" || m.payload == "not allowed either" {
+	pub.Publish(t, "fleet/d1/cmd", 1, false, "to d1")
+	pub.Publish(t, "fleet/d2/cmd", 0, false, "to d2")
+	pub.Publish(t, "elsewhere/x", 1, false, "not allowed") // acknowledged, dropped
+	pub.Publish(t, "$JS/API/STREAM/LIST", 1, false, "not allowed either")
+	natstest.Fence(t, pub, sub, "probe")
+	natstest.WaitPayloads(t, sub, "to d1", "to d2")
+	natstest.Fence(t, pub, spy, "probe")
+	for _, m := range spy.Received() {
+		if m.Payload == "not allowed" || m.Payload == "not allowed either" {
 			t.Fatalf("a publish outside W was delivered: %+v", m)
 		}
 	}
-	if !pub.c.IsConnectionOpen() || !sub.c.IsConnectionOpen() {
+	if !pub.C.IsConnectionOpen() || !sub.C.IsConnectionOpen() {
 		t.Fatal("a denied publish or subscribe closed the connection")
 	}
 
@@ -238,9 +136,9 @@ func TestNATSRightsAcrossNodes(t *testing.T) {
 		}
 	}
 	nc.Flush()
-	all := mustDial(t, e.cluster.MQTT(1), "all", e.apply([]string{"#"}, token.ActionWrite, time.Hour))
+	all := natstest.MustDial(t, e.cluster.MQTT(1), "all", e.apply([]string{"#"}, token.ActionWrite, time.Hour))
 	for _, topic := range topics {
-		all.publish(t, topic, 1, false, "x")
+		all.Publish(t, topic, 1, false, "x")
 	}
 	for subj := range seen {
 		if subj == "plain.after" {
@@ -278,14 +176,14 @@ func TestNATSRefusals(t *testing.T) {
 		"no password":     {"c5", "device", ""},
 	} {
 		start := time.Now()
-		if _, rc := dial(t, addr, c.id, c.user, c.pw, true); rc != 5 {
+		if _, rc := natstest.Dial(t, addr, c.id, c.user, c.pw, true); rc != 5 {
 			t.Errorf("%s: return code %d, want 5", name, rc)
 		}
 		if d := time.Since(start); d > 1500*time.Millisecond {
 			t.Errorf("%s: refused after %v: the callout did not answer (NATS timed out)", name, d)
 		}
 	}
-	if _, rc := dial(t, addr, "dev-1", "device", bound, true); rc != 0 {
+	if _, rc := natstest.Dial(t, addr, "dev-1", "device", bound, true); rc != 0 {
 		t.Errorf("the bound client ID itself: return code %d", rc)
 	}
 	if s := e.callout.Stats(); s.Refused < 6 || s.Accepted < 1 {
@@ -298,11 +196,11 @@ func TestNATSRefusals(t *testing.T) {
 func TestNATSRevocationKicksOnEveryNode(t *testing.T) {
 	e := startEnv(t, 3)
 	tok := e.apply([]string{"a/#"}, token.ActionReadWrite, time.Hour)
-	var victims []*client
+	var victims []*natstest.Client
 	for i := range 3 {
-		victims = append(victims, mustDial(t, e.cluster.MQTT(i), fmt.Sprint("v", i), tok))
+		victims = append(victims, natstest.MustDial(t, e.cluster.MQTT(i), fmt.Sprint("v", i), tok))
 	}
-	bystander := mustDial(t, e.cluster.MQTT(2), "bystander", e.apply([]string{"a/#"}, token.ActionReadWrite, time.Hour))
+	bystander := natstest.MustDial(t, e.cluster.MQTT(2), "bystander", e.apply([]string{"a/#"}, token.ActionReadWrite, time.Hour))
 	testkit.WaitFor(t, 5*time.Second, "the callout to follow 4 connections", func() bool { return e.callout.Connections() >= 4 })
 	start := time.Now()
 	if _, err := e.svc.Revoke(context.Background(), instance, tok); err != nil {
@@ -310,16 +208,16 @@ func TestNATSRevocationKicksOnEveryNode(t *testing.T) {
 	}
 	for i, v := range victims {
 		select {
-		case <-v.lost:
+		case <-v.Lost:
 			t.Logf("node %d: disconnected %v after the revocation", i+1, time.Since(start).Round(time.Millisecond))
 		case <-time.After(5 * time.Second):
 			t.Fatalf("node %d: still connected 5s after the revocation", i+1)
 		}
 	}
-	if !bystander.c.IsConnectionOpen() {
+	if !bystander.C.IsConnectionOpen() {
 		t.Fatal("a client with another token was disconnected")
 	}
-	if _, rc := dial(t, e.cluster.MQTT(0), "v0", "device", tok, true); rc != 5 {
+	if _, rc := natstest.Dial(t, e.cluster.MQTT(0), "v0", "device", tok, true); rc != 5 {
 		t.Fatalf("reconnect with the revoked token: return code %d", rc)
 	}
 }
@@ -328,9 +226,9 @@ func TestNATSRevocationKicksOnEveryNode(t *testing.T) {
 // expiry as the backstop).
 func TestNATSExpiryDisconnects(t *testing.T) {
 	e := startEnv(t, 1)
-	c := mustDial(t, e.cluster.MQTT(0), "short", e.apply([]string{"a/#"}, token.ActionReadWrite, 2*time.Second))
+	c := natstest.MustDial(t, e.cluster.MQTT(0), "short", e.apply([]string{"a/#"}, token.ActionReadWrite, 2*time.Second))
 	select {
-	case <-c.lost:
+	case <-c.Lost:
 	case <-time.After(6 * time.Second):
 		t.Fatal("still connected 4s after the token expired")
 	}
@@ -343,19 +241,19 @@ func TestNATSCalloutRestartCatchesUp(t *testing.T) {
 	e := startEnv(t, 1)
 	doomed := e.apply([]string{"a/#"}, token.ActionReadWrite, time.Hour)
 	kept := e.apply([]string{"a/#"}, token.ActionReadWrite, time.Hour)
-	c1 := mustDial(t, e.cluster.MQTT(0), "doomed", doomed)
-	c2 := mustDial(t, e.cluster.MQTT(0), "kept", kept)
+	c1 := natstest.MustDial(t, e.cluster.MQTT(0), "doomed", doomed)
+	c2 := natstest.MustDial(t, e.cluster.MQTT(0), "kept", kept)
 	e.callout.Close()
 	if _, err := e.svc.Revoke(context.Background(), instance, doomed); err != nil {
 		t.Fatal(err)
 	}
 	next := e.startCallout()
 	select {
-	case <-c1.lost:
+	case <-c1.Lost:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client of a token revoked while the callout was down is still connected")
 	}
-	if !c2.c.IsConnectionOpen() {
+	if !c2.C.IsConnectionOpen() {
 		t.Fatal("a client with a valid token was disconnected")
 	}
 	testkit.WaitFor(t, 5*time.Second, "the new callout to follow the kept client", func() bool { return next.Connections() == 1 })
@@ -363,7 +261,7 @@ func TestNATSCalloutRestartCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-c2.lost:
+	case <-c2.Lost:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a revocation after the restart did not reach a client admitted before it")
 	}
@@ -375,47 +273,47 @@ func TestNATSSessionAndRetainedSurviveNodeLoss(t *testing.T) {
 	e := startEnv(t, 3)
 	readTok := e.apply([]string{"fleet/#"}, token.ActionRead, time.Hour)
 	writeTok := e.apply([]string{"fleet/#"}, token.ActionWrite, time.Hour)
-	pub := mustDial(t, e.cluster.MQTT(0), "pub", writeTok)
-	pub.publish(t, "fleet/r", 1, true, "kept")
-	sub, rc := dial(t, e.cluster.MQTT(1), "dev", "device", readTok, false)
+	pub := natstest.MustDial(t, e.cluster.MQTT(0), "pub", writeTok)
+	pub.Publish(t, "fleet/r", 1, true, "kept")
+	sub, rc := natstest.Dial(t, e.cluster.MQTT(1), "dev", "device", readTok, false)
 	if rc != 0 {
 		t.Fatalf("connect: %d", rc)
 	}
-	if got := sub.subscribe(t, "fleet/q", 1); got != 1 {
+	if got := sub.Subscribe(t, "fleet/q", 1); got != 1 {
 		t.Fatalf("SUBACK 0x%02x", got)
 	}
-	sub.c.Disconnect(100)
-	pub.c.Disconnect(100)
+	sub.C.Disconnect(100)
+	pub.C.Disconnect(100)
 
 	e.cluster.StopNode(0)
 	e.cluster.WaitJetStream()
 	testkit.WaitFor(t, 5*time.Second, "the callout to reconnect", e.callout.Connected)
-	pub2 := mustDial(t, e.cluster.MQTT(2), "pub2", writeTok)
-	pub2.publish(t, "fleet/q", 1, false, "queued while offline")
+	pub2 := natstest.MustDial(t, e.cluster.MQTT(2), "pub2", writeTok)
+	pub2.Publish(t, "fleet/q", 1, false, "queued while offline")
 
-	back, rc := dial(t, e.cluster.MQTT(2), "dev", "device", readTok, false)
+	back, rc := natstest.Dial(t, e.cluster.MQTT(2), "dev", "device", readTok, false)
 	if rc != 0 {
 		t.Fatalf("resume: %d", rc)
 	}
-	waitPayloads(t, back, "queued while offline")
-	late := mustDial(t, e.cluster.MQTT(1), "late", readTok)
-	late.subscribe(t, "fleet/r", 1)
-	waitPayloads(t, late, "kept")
+	natstest.WaitPayloads(t, back, "queued while offline")
+	late := natstest.MustDial(t, e.cluster.MQTT(1), "late", readTok)
+	late.Subscribe(t, "fleet/r", 1)
+	natstest.WaitPayloads(t, late, "kept")
 
 	// The session resumed with a token that does not cover it gets none
 	// of it: NATS re-checks the stored subscriptions against the new
 	// permissions.
-	back.c.Disconnect(100)
-	pub2.publish(t, "fleet/q", 1, false, "second, for dev only")
-	thief, rc := dial(t, e.cluster.MQTT(1), "dev", "device", e.apply([]string{"other/#"}, token.ActionRead, time.Hour), false)
+	back.C.Disconnect(100)
+	pub2.Publish(t, "fleet/q", 1, false, "second, for dev only")
+	thief, rc := natstest.Dial(t, e.cluster.MQTT(1), "dev", "device", e.apply([]string{"other/#"}, token.ActionRead, time.Hour), false)
 	if rc != 0 {
 		t.Fatalf("thief connect: %d", rc)
 	}
-	thief.subscribe(t, "other/fence", 1)
-	fencer := mustDial(t, e.cluster.MQTT(1), "fencer", e.apply([]string{"other/fence"}, token.ActionWrite, time.Hour))
-	fence(t, fencer, thief, "other/fence")
-	for _, m := range thief.received() {
-		if strings.HasPrefix(m.topic, "fleet/") {
+	thief.Subscribe(t, "other/fence", 1)
+	fencer := natstest.MustDial(t, e.cluster.MQTT(1), "fencer", e.apply([]string{"other/fence"}, token.ActionWrite, time.Hour))
+	natstest.Fence(t, fencer, thief, "other/fence")
+	for _, m := range thief.Received() {
+		if strings.HasPrefix(m.Topic, "fleet/") {
 			t.Fatalf("a session resumed with a token without its rights got %+v", m)
 		}
 	}

@@ -31,6 +31,7 @@ Usage:
   tokenmq token get [--display] TOKEN_ID
   tokenmq token list [--all]
   tokenmq keys rotate [--data-dir DIR]  start minting tokens with a new server key
+  tokenmq nats issuer FILE              the NATS callout's issuer key (created if FILE is missing)
   tokenmq version
 
 Client commands sign with TOKENMQ_ACCESS_KEY_ID and TOKENMQ_ACCESS_KEY_SECRET.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return tokenCommand(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(args[1:], stdout, stderr)
+	case "nats":
+		return natsCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tokenmq %s (%s, %s)\n", buildVersion(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
 		return exitOK

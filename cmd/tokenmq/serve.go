@@ -175,6 +175,14 @@ func checkConfig(cfg config.Config, stdout, stderr io.Writer) int {
 			problems = append(problems, "tls: "+err.Error())
 		}
 	}
+	if cfg.NATS.URL != "" {
+		if kp, err := broker.LoadIssuer(cfg.NATS.IssuerSeedFile); err != nil {
+			problems = append(problems, err.Error())
+		} else {
+			pub, _ := kp.PublicKey()
+			fmt.Fprintf(stdout, "# nats: the servers' auth_callout.issuer must be %s\n", pub)
+		}
+	}
 	shown := cfg
 	shown.AccessKeys = append([]config.AccessKey(nil), cfg.AccessKeys...)
 	for i := range shown.AccessKeys {
@@ -184,6 +192,11 @@ func checkConfig(cfg config.Config, stdout, stderr io.Writer) int {
 	}
 	if shown.API.EMQXSecret != "" {
 		shown.API.EMQXSecret = "<hidden>"
+	}
+	for _, p := range []*string{&shown.NATS.Password, &shown.NATS.SystemPassword} {
+		if *p != "" {
+			*p = "<hidden>"
+		}
 	}
 	if u, err := url.Parse(shown.Store); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
