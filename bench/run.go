@@ -59,7 +59,7 @@ func scenarios() []scenario {
 				return t.issue(o.idle, []string{"bench/idle/#"}, "R", "idle")
 			},
 			round: func(t *target, o *options, p any) outcome { return memoryRound(t, p.([]cred)) }},
-		{name: "connect-warm", unit: "connects/s", better: "higher", targets: allTargets,
+		{name: "connect-warm", unit: "connects/s", better: "higher", targets: append(slices.Clone(allTargets), natsTargets...),
 			prepare: func(t *target, o *options) (any, error) {
 				creds, err := t.issue(32, []string{"bench/#"}, "R,W", "cw")
 				if err == nil {
@@ -68,7 +68,7 @@ func scenarios() []scenario {
 				return creds, err
 			},
 			round: func(t *target, o *options, p any) outcome { return connectRound(t, p.([]cred), 32, o.duration, false) }},
-		{name: "connect-new-token", unit: "connects/s", better: "higher", targets: []string{"tokenmq", "tokenmq-split", "mochi-allow-all"}, fresh: true,
+		{name: "connect-new-token", unit: "connects/s", better: "higher", targets: append([]string{"tokenmq", "tokenmq-split", "mochi-allow-all"}, natsTargets...), fresh: true,
 			prepare: func(t *target, o *options) (any, error) {
 				n := int(o.warm[t.name]*o.duration.Seconds()*1.3) + 1000
 				return t.issue(min(n, 150_000), []string{"bench/#"}, "R,W", "cn")
@@ -97,6 +97,19 @@ func scenarios() []scenario {
 			round: func(t *target, o *options, p any) outcome {
 				pp := p.(pubPrep)
 				return publishRound(t, pp.pubs, pp.sub, 1, o.duration, true)
+			}},
+		// A NATS cluster: publishers on one node, the subscriber on another.
+		{name: "publish-qos0-cross-node", unit: "msgs/s", better: "higher", targets: []string{"nats-callout", "nats-static"},
+			prepare: preparePublish,
+			round: func(t *target, o *options, p any) outcome {
+				pp := p.(pubPrep)
+				return publishRound(t, pp.pubs, pp.sub, 0, o.duration, false)
+			}},
+		{name: "publish-qos1-cross-node", unit: "msgs/s", better: "higher", targets: []string{"nats-callout", "nats-static"},
+			prepare: preparePublish,
+			round: func(t *target, o *options, p any) outcome {
+				pp := p.(pubPrep)
+				return publishRound(t, pp.pubs, pp.sub, 1, o.duration, false)
 			}},
 		{name: "fanout-1x50", unit: "deliveries/s", better: "higher", targets: allTargets,
 			prepare: func(t *target, o *options) (any, error) {
@@ -260,6 +273,8 @@ func startTargets(names []string, o *options, log io.Writer) ([]*target, error) 
 			t, err = startMochi("mochi-allow-all", "")
 		case "mochi-bolt":
 			t, err = startMochi("mochi-bolt", "bolt")
+		case "nats-callout", "nats-static", "nats-static-bcrypt":
+			t, err = startNATS(n)
 		case "mosquitto", "mosquitto-persist":
 			if t, err = startMosquitto(n, o.idle, n == "mosquitto-persist"); t == nil && err == nil {
 				fmt.Fprintln(log, "tokenmq-bench: mosquitto not installed (apt-get install mosquitto); skipping it")
@@ -386,6 +401,9 @@ func summarize(rounds []map[string]float64) (medians, ratios map[string]float64)
 			if ref := vs["mochi-allow-all"]; ref > 0 && (name == "tokenmq" || name == "tokenmq-split") {
 				pairs[name] = append(pairs[name], v/ref)
 			}
+			if ref := vs[natsPairs[name]]; ref > 0 {
+				pairs[name] = append(pairs[name], v/ref)
+			}
 		}
 	}
 	medians, ratios = map[string]float64{}, map[string]float64{}
@@ -398,9 +416,10 @@ func summarize(rounds []map[string]float64) (medians, ratios map[string]float64)
 	return medians, ratios
 }
 
-// ratios prints the paired ratios of tokenmq and tokenmq-split.
+// ratios prints the paired ratios of tokenmq and tokenmq-split (to
+// allow-all Mochi) and of nats-callout (to nats-static).
 func ratios(w io.Writer, of map[string]float64) {
-	for _, n := range []string{"tokenmq", "tokenmq-split"} {
+	for _, n := range []string{"tokenmq", "tokenmq-split", "nats-callout"} {
 		if v, ok := of[n]; ok {
 			fmt.Fprintf(w, "%.2f\t", v)
 		} else {
@@ -427,7 +446,7 @@ func report(w io.Writer, rows []row, targets []*target) {
 	for _, t := range targets {
 		fmt.Fprintf(tw, "%s\t", t.name)
 	}
-	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\t")
+	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\tcallout/static\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t", r.Scenario, r.Unit)
 		for _, t := range targets {
@@ -450,7 +469,7 @@ func report(w io.Writer, rows []row, targets []*target) {
 	for _, t := range targets {
 		fmt.Fprintf(tw, "%s\t", t.name)
 	}
-	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\t")
+	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\tcallout/static\t")
 	for _, r := range rows {
 		if len(r.CPUPerOp) == 0 {
 			continue

@@ -52,6 +52,15 @@ func (t *target) issue(n int, resources []string, actions string, prefix string)
 			out[i] = cred{"bench", "bench"}
 		}
 		return out, nil
+	case "nats-static", "nats-static-bcrypt": // a user of the cluster's configuration
+		u := natsStaticUser
+		if t.kind == "nats-static-bcrypt" {
+			u = natsBcryptUser
+		}
+		for i := range out {
+			out[i] = cred{u.Name, u.Password}
+		}
+		return out, nil
 	case "mosquitto": // the users startMosquitto made, with their ACLs
 		for i := range out {
 			u := fmt.Sprintf("%s-%d", prefix, i)
@@ -96,6 +105,7 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
+	lat := make([][]time.Duration, workers) // CONNECT to CONNACK, per worker
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -106,11 +116,13 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 					return
 				}
 				c := creds[int(i)%len(creds)]
+				t0 := time.Now()
 				conn, err := dial(t.mqtt, fmt.Sprintf("c-%d-%d", w, i), c.user, c.pass, 10*time.Second)
 				if err != nil {
 					failed.Add(1)
 					continue
 				}
+				lat[w] = append(lat[w], time.Since(t0))
 				conn.close()
 				ok.Add(1)
 			}
@@ -118,8 +130,19 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 	}
 	wg.Wait()
 	el := time.Since(start)
-	return outcome{value: float64(ok.Load()) / el.Seconds(), ops: float64(ok.Load()), failures: failed.Load()}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	note := ""
+	if len(all) > 0 {
+		slices.Sort(all)
+		note = fmt.Sprintf("CONNACK p50 %.1f ms, p99 %.1f ms", ms(all[len(all)/2]), ms(all[len(all)*99/100]))
+	}
+	return outcome{value: float64(ok.Load()) / el.Seconds(), ops: float64(ok.Load()), failures: failed.Load(), note: note}
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // publishRound: publishers with 100-resource credentials publish to their
 // own topic as fast as the broker takes it (QoS 1 with 100 in flight each);
@@ -238,7 +261,7 @@ func runSubscribers(t *target, subs []cred, filter string, qos byte, persistent 
 		}
 	}
 	for i, s := range subs {
-		c, err := dialSession(t.mqtt, fmt.Sprintf("sub-%d", i), s.user, s.pass, 10*time.Second, !persistent)
+		c, err := dialSession(t.subAddr(), fmt.Sprintf("sub-%d", i), s.user, s.pass, 10*time.Second, !persistent)
 		if err != nil {
 			stop()
 			return nil, nil, nil, fmt.Errorf("subscriber: %w", err)

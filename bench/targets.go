@@ -25,6 +25,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/natstest"
 )
 
 // Fixed credentials of the bench's own tokenmq targets.
@@ -38,6 +39,7 @@ const (
 type target struct {
 	name string
 	mqtt string      // host:port
+	sub  string      // host:port subscribers use, if not mqtt (another node of a cluster)
 	api  *api.Client // tokenmq: the token service
 	proc *child      // the broker process (RSS is read from it)
 	also []*child    // other processes of the target (split roles)
@@ -107,6 +109,11 @@ func serveChild(args []string, stdout io.Writer) error {
 			}
 		}
 		cfg.Role, cfg.DataDir, cfg.TokenService = role, dir, tokenService
+		if url := os.Getenv("TOKENMQ_BENCH_NATS_URL"); url != "" { // the nats-callout target's authority
+			cfg.NATS = config.NATS{URL: url, User: natstest.AuthUser, Password: os.Getenv("TOKENMQ_BENCH_NATS_AUTH"),
+				IssuerSeedFile: os.Getenv("TOKENMQ_BENCH_NATS_SEED"), Account: natstest.MQTTAccount,
+				SystemUser: natstest.SysUser, SystemPassword: os.Getenv("TOKENMQ_BENCH_NATS_SYS")}
+		}
 		if len(args) > 3 {
 			cfg.Broker.Persistence = args[3]
 		}
@@ -128,6 +135,8 @@ func serveChild(args []string, stdout io.Writer) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return srv.Shutdown(ctx)
+	case "nats":
+		return serveNATS(stdout)
 	}
 	return fmt.Errorf("_serve: unknown target %q", args[0])
 }
@@ -152,11 +161,17 @@ type child struct {
 
 // startChild starts `self _serve args...` and returns it with its READY values.
 func startChild(args ...string) (*child, map[string]string, error) {
+	return startChildEnv(nil, args...)
+}
+
+// startChildEnv is startChild with variables added to the environment.
+func startChildEnv(env []string, args ...string) (*child, map[string]string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
 	}
 	cmd := exec.Command(self, append([]string{"_serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -202,13 +217,17 @@ func (c *child) stop() {
 	}
 }
 
+func apiClient(endpoint string) *api.Client {
+	return &api.Client{Endpoint: endpoint, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+}
+
 func startTokenmq(name, persistence string) (*target, error) {
 	c, v, err := startChild("tokenmq", config.RoleAll, "", persistence)
 	if err != nil {
 		return nil, err
 	}
 	return &target{name: name, kind: "tokenmq", mqtt: v["mqtt"], proc: c,
-		api: &api.Client{Endpoint: "http://" + v["api"], AccessKeyID: adminID, AccessKeySecret: adminSecret}}, nil
+		api: apiClient("http://" + v["api"])}, nil
 }
 
 func startTokenmqSplit() (*target, error) {
@@ -222,7 +241,7 @@ func startTokenmqSplit() (*target, error) {
 		return nil, err
 	}
 	return &target{name: "tokenmq-split", kind: "tokenmq", mqtt: bv["mqtt"], proc: brk, also: []*child{tokens},
-		api: &api.Client{Endpoint: "http://" + tv["api"], AccessKeyID: adminID, AccessKeySecret: adminSecret}}, nil
+		api: apiClient("http://" + tv["api"])}, nil
 }
 
 func startMochi(name, storage string) (*target, error) {
@@ -326,6 +345,14 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// subAddr is where the target's subscribers connect.
+func (t *target) subAddr() string {
+	if t.sub != "" {
+		return t.sub
+	}
+	return t.mqtt
 }
 
 func (t *target) stop() {

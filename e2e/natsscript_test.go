@@ -35,6 +35,9 @@ func natsServerBinary(t *testing.T) string {
 			}
 		}
 	}
+	if os.Getenv("TOKENMQ_REQUIRE_NATS_SERVER") != "" {
+		t.Fatal("TOKENMQ_REQUIRE_NATS_SERVER is set and no nats-server was found")
+	}
 	t.Skip("SKIP-NEEDS-NATS-SERVER: no nats-server on PATH; install it with `go install github.com/nats-io/nats-server/v2@v2.15.2` (.ci/run does)")
 	return ""
 }

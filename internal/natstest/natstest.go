@@ -30,7 +30,12 @@ const (
 
 // StaticUser is an MQTT user of the servers' own configuration, in the
 // MQTT account and past the callout: the benchmark's baseline.
-type StaticUser struct{ Name, Password string }
+type StaticUser struct {
+	Name, Password string
+	// PasswordHash, if set, is what the configuration holds instead of the
+	// password: a bcrypt hash of it, as NATS recommends.
+	PasswordHash string
+}
 
 // Options shape a cluster.
 type Options struct {
@@ -44,9 +49,21 @@ type Options struct {
 	AuthTimeout time.Duration
 }
 
+// T is what a cluster needs of its test: *testing.T, or the benchmark's
+// stand-in.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
+var _ T = testing.TB(nil)
+
 // Cluster is a running set of servers.
 type Cluster struct {
-	t        testing.TB
+	t        T
 	opts     Options
 	dir      string
 	Issuer   nkeys.KeyPair
@@ -63,7 +80,7 @@ type node struct {
 
 // Start runs a cluster and waits until JetStream has a leader; the servers
 // stop at the end of the test.
-func Start(t testing.TB, o Options) *Cluster {
+func Start(t T, o Options) *Cluster {
 	t.Helper()
 	if o.Nodes == 0 {
 		o.Nodes = 3
@@ -99,7 +116,11 @@ func (c *Cluster) Config(i int) string {
 	var static strings.Builder
 	var authUsers = []string{AuthUser, SysUser}
 	for _, u := range c.opts.StaticUsers {
-		fmt.Fprintf(&static, "      { user: %q, password: %q }\n", u.Name, u.Password)
+		pw := u.Password
+		if u.PasswordHash != "" {
+			pw = u.PasswordHash
+		}
+		fmt.Fprintf(&static, "      { user: %q, password: %q }\n", u.Name, pw)
 		authUsers = append(authUsers, u.Name)
 	}
 	callout := ""
@@ -231,7 +252,7 @@ func (c *Cluster) Nodes() int { return len(c.nodes) }
 // freePorts picks n distinct ports below 32768 that are free now (the
 // servers' routes must be known before they start, so the ports cannot
 // be left to the kernel).
-func freePorts(t testing.TB, n int) []int {
+func freePorts(t T, n int) []int {
 	t.Helper()
 	var out []int
 	var held []net.Listener
