@@ -57,7 +57,9 @@ func (s *Server) startNATS() error {
 		return err
 	}
 	s.callout = c
-	st := func(f func(natsauth.Stats) int64) func() float64 { return func() float64 { return float64(f(c.Stats())) } }
+	st := func(f func(natsauth.Stats) int64) func() float64 {
+		return func() float64 { return float64(f(c.Stats())) }
+	}
 	s.metrics.CounterFunc("nats_connects_accepted_total", "NATS MQTT clients the callout authorized.", st(func(x natsauth.Stats) int64 { return x.Accepted }))
 	s.metrics.CounterFunc("nats_connects_refused_total", "NATS authorization requests the callout refused.", st(func(x natsauth.Stats) int64 { return x.Refused }))
 	s.metrics.CounterFunc("nats_kicks_total", "NATS clients disconnected (token expired or revoked).", st(func(x natsauth.Stats) int64 { return x.Kicks }))
