@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary serve as its own child targets, as the
@@ -129,5 +130,20 @@ func TestDeliverySumsRounds(t *testing.T) {
 	}
 	if want := "3890 of 4000 messages received over 3 rounds (97.2%; worst round 90.0%)"; d.String() != want {
 		t.Fatalf("String() = %q, want %q", d.String(), want)
+	}
+}
+
+// The CONNACK latencies in the summary are medians over the rounds, not
+// the last round's.
+func TestLatencyMediansOfRounds(t *testing.T) {
+	l := latency{
+		P50: []time.Duration{35 * time.Millisecond, 31 * time.Millisecond, 33 * time.Millisecond},
+		P99: []time.Duration{80 * time.Millisecond, 120 * time.Millisecond, 90 * time.Millisecond},
+	}
+	if want := "CONNACK p50 33.0 ms, p99 90.0 ms (medians of 3 rounds)"; l.String() != want {
+		t.Fatalf("String() = %q, want %q", l.String(), want)
+	}
+	if l.P99[0] != 80*time.Millisecond {
+		t.Fatal("String sorted the rounds in place")
 	}
 }

@@ -300,6 +300,9 @@ type row struct {
 	median   map[string]float64
 	Failures map[string]int64
 	Notes    map[string]string // the last round's secondary figures
+	// Latency holds, for connect scenarios, each round's CONNACK p50 and
+	// p99; the summary gives their medians over the rounds.
+	Latency map[string]*latency `json:",omitempty"`
 	// Delivery sums, for delivery scenarios, what subscribers should have
 	// received and did over all rounds, with the worst round's share.
 	Delivery map[string]*delivery `json:",omitempty"`
@@ -334,6 +337,17 @@ func (d *delivery) add(o outcome) {
 func (d *delivery) String() string {
 	return fmt.Sprintf("%d of %d messages received over %d rounds (%.1f%%; worst round %.1f%%)",
 		d.Delivered, d.Expected, d.Rounds, 100*float64(d.Delivered)/float64(d.Expected), d.Worst)
+}
+
+type latency struct{ P50, P99 []time.Duration }
+
+func (l *latency) String() string {
+	med := func(d []time.Duration) float64 {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return ms(d[len(d)/2])
+	}
+	return fmt.Sprintf("CONNACK p50 %.1f ms, p99 %.1f ms (medians of %d rounds)", med(l.P50), med(l.P99), len(l.P50))
 }
 
 func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row {
@@ -373,6 +387,16 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 			values[round][t.name] = out.value
 			r.Failures[t.name] += out.failures
 			r.Notes[t.name] = out.note
+			if out.p99 > 0 {
+				if r.Latency == nil {
+					r.Latency = map[string]*latency{}
+				}
+				if r.Latency[t.name] == nil {
+					r.Latency[t.name] = &latency{}
+				}
+				r.Latency[t.name].P50 = append(r.Latency[t.name].P50, out.p50)
+				r.Latency[t.name].P99 = append(r.Latency[t.name].P99, out.p99)
+			}
 			if out.expected > 0 {
 				if r.Delivery == nil {
 					r.Delivery = map[string]*delivery{}
@@ -491,6 +515,8 @@ func report(w io.Writer, rows []row, targets []*target) {
 		for _, t := range targets {
 			if d := r.Delivery[t.name]; d != nil {
 				fmt.Fprintf(w, "%s, %s: %s\n", r.Scenario, t.name, d)
+			} else if l := r.Latency[t.name]; l != nil {
+				fmt.Fprintf(w, "%s, %s: %s\n", r.Scenario, t.name, l)
 			} else if n := r.Notes[t.name]; n != "" {
 				fmt.Fprintf(w, "%s, %s: %s\n", r.Scenario, t.name, n)
 			}

@@ -27,6 +27,8 @@ type outcome struct {
 	ops      float64 // operations the value counts (rate scenarios), for CPU per operation
 	failures int64   // refused or failed operations, counted apart
 	note     string  // secondary figures
+	// p50 and p99 are latencies of connect scenarios (CONNECT to CONNACK).
+	p50, p99 time.Duration
 	// expected and delivered count messages for delivery scenarios (what
 	// subscribers should have received, and did), summed over rounds.
 	expected, delivered int64
@@ -134,12 +136,13 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	note := ""
+	out := outcome{value: float64(ok.Load()) / el.Seconds(), ops: float64(ok.Load()), failures: failed.Load()}
 	if len(all) > 0 {
 		slices.Sort(all)
-		note = fmt.Sprintf("CONNACK p50 %.1f ms, p99 %.1f ms", ms(all[len(all)/2]), ms(all[len(all)*99/100]))
+		out.p50, out.p99 = all[len(all)/2], all[len(all)*99/100]
+		out.note = fmt.Sprintf("CONNACK p50 %.1f ms, p99 %.1f ms", ms(out.p50), ms(out.p99))
 	}
-	return outcome{value: float64(ok.Load()) / el.Seconds(), ops: float64(ok.Load()), failures: failed.Load(), note: note}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
