@@ -10,8 +10,9 @@ import (
 
 // SPEC §3.1: both credential forms and every row of the CONNACK table, for
 // MQTT 5 (reason codes) and 3.1.1 (return codes).
-func TestConnectCredentials(t *testing.T) {
-	e := startEnv(t)
+func TestConnectCredentials(t *testing.T) { testConnectCredentials(t, startEnv(t)) }
+
+func testConnectCredentials(t *testing.T, e *env) {
 	rTok := e.apply("a/#", "R", time.Hour)
 	wTok := e.apply("b/#", "W", time.Hour)
 	rwTok := e.apply("c/#", "R,W", time.Hour)
@@ -45,32 +46,36 @@ func TestConnectCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c5, code := connect5(t, e.mqtt, "v5-"+tc.name, tc.user, tc.pass)
-			if code != tc.v5 || (code == 0) != (c5 != nil) {
-				t.Errorf("MQTT 5: CONNACK 0x%02x, want 0x%02x", code, tc.v5)
+			if want := e.refused5(tc.v5); code != want || (code == 0) != (c5 != nil) {
+				t.Errorf("MQTT 5: CONNACK 0x%02x, want 0x%02x", code, want)
 			}
 			c3, code := connect3(t, e.mqtt, "v3-"+tc.name, tc.user, tc.pass)
-			if code != tc.v3 || (code == 0) != (c3 != nil) {
-				t.Errorf("MQTT 3.1.1: CONNACK 0x%02x, want 0x%02x", code, tc.v3)
+			if want := e.refused3(tc.v3); code != want || (code == 0) != (c3 != nil) {
+				t.Errorf("MQTT 3.1.1: CONNACK 0x%02x, want 0x%02x", code, want)
 			}
 		})
 	}
 }
 
-func TestExpiredTokenRefused(t *testing.T) {
-	e := startEnv(t, shortTTL)
+func TestExpiredTokenRefused(t *testing.T) { testExpiredTokenRefused(t, startEnv(t, shortTTL)) }
+
+func testExpiredTokenRefused(t *testing.T, e *env) {
 	tok := e.apply("a", "R", time.Second)
 	mustConnect5(t, e.mqtt, "early", "d", tok) // valid now, and cached
 	testkit.WaitFor(t, 3*time.Second, "the token to be refused after its expiry", func() bool {
 		_, code := connect5(t, e.mqtt, "late", "d", tok)
-		return code == 0x86
+		return code == e.refused5(0x86)
 	})
 }
 
 func TestPlainFormCanBeTurnedOff(t *testing.T) {
-	e := startEnv(t, func(c *config.Config) { c.Broker.AllowPlainToken = false })
+	testPlainFormCanBeTurnedOff(t, startEnv(t, func(c *config.Config) { c.Broker.AllowPlainToken = false }))
+}
+
+func testPlainFormCanBeTurnedOff(t *testing.T, e *env) {
 	tok := e.apply("a/#", "R,W", time.Hour)
-	if _, code := connect5(t, e.mqtt, "plain", "device", tok); code != 0x86 {
-		t.Fatalf("plain form when off: 0x%02x, want 0x86", code)
+	if _, code := connect5(t, e.mqtt, "plain", "device", tok); code != e.refused5(0x86) {
+		t.Fatalf("plain form when off: 0x%02x, want 0x%02x", code, e.refused5(0x86))
 	}
 	mustConnect5(t, e.mqtt, "apsara", "Token|"+adminID+"|mqtt-local", "RW|"+tok)
 }
@@ -78,8 +83,11 @@ func TestPlainFormCanBeTurnedOff(t *testing.T) {
 // SPEC §3.1: an empty password with the password flag set is bad
 // credentials: 0x86 (v5), 0x04 (v3.1.1), not a protocol error.
 func TestEmptyPasswordIsBadCredentials(t *testing.T) {
-	e := startEnv(t)
-	for v, want := range map[byte]byte{5: 0x86, 4: 0x04} {
+	testEmptyPasswordIsBadCredentials(t, startEnv(t))
+}
+
+func testEmptyPasswordIsBadCredentials(t *testing.T, e *env) {
+	for v, want := range map[byte]byte{5: e.refused5(0x86), 4: e.refused3(0x04)} {
 		code, err := rawConnectEmptyPassword(e.mqtt, v)
 		if err != nil || code != want {
 			t.Errorf("protocol %d: CONNACK 0x%02x (%v), want 0x%02x", v, code, err, want)

@@ -33,7 +33,10 @@ func invalidNotice(t *testing.T, m message) (code int, typ string) {
 // SPEC §3.4: the expiry notice, renewal by $SYS/uploadToken keeping the
 // client past its first token's expiry, and the upload never routed.
 func TestRenewalKeepsClientAlive(t *testing.T) {
-	e := startEnv(t, shortTTL, withNotice(1500*time.Millisecond))
+	testRenewalKeepsClientAlive(t, startEnv(t, shortTTL, withNotice(1500*time.Millisecond)))
+}
+
+func testRenewalKeepsClientAlive(t *testing.T, e *env) {
 	watcher := mustConnect5(t, e.mqtt, "watcher", "w", e.apply("#,$SYS/#", "R", time.Hour))
 	watcher.subscribe("#", 1)
 	watcher.subscribe("$SYS/#", 1)
@@ -52,7 +55,7 @@ func TestRenewalKeepsClientAlive(t *testing.T) {
 
 	second := e.apply("dev/#", "R,W", time.Hour)
 	upload := fmt.Sprintf(`{"token":%q,"type":"RW"}`, second)
-	if c := dev.publish("$SYS/uploadToken", 1, false, upload); c != 0 {
+	if c := dev.publish(e.uploadTopic(), 1, false, upload); c != 0 {
 		t.Fatalf("uploadToken PUBACK 0x%02x, want 0x00", c)
 	}
 	// Well past the first token's expiry the client is still connected and working.
@@ -88,7 +91,10 @@ func abs(x int64) int64 {
 // SPEC §3.4: expiry without renewal: notice code 2 and DISCONNECT 0xA0
 // within a second (v5); the socket closes (v3.1.1).
 func TestExpiryDisconnects(t *testing.T) {
-	e := startEnv(t, shortTTL, withNotice(0))
+	testExpiryDisconnects(t, startEnv(t, shortTTL, withNotice(0)))
+}
+
+func testExpiryDisconnects(t *testing.T, e *env) {
 	tok := e.apply("dev/#", "R,W", 1500*time.Millisecond)
 	exp := time.Now().Add(1500 * time.Millisecond)
 	dev := mustConnect5(t, e.mqtt, "dev", "d", tok)
@@ -97,8 +103,8 @@ func TestExpiryDisconnects(t *testing.T) {
 	if late := time.Since(exp); late > time.Second {
 		t.Fatalf("disconnected %v after expiry", late)
 	}
-	if reason != 0xA0 {
-		t.Fatalf("DISCONNECT reason 0x%02x, want 0xA0", reason)
+	if want := e.kicked5(0xA0); reason != want {
+		t.Fatalf("DISCONNECT reason 0x%02x, want 0x%02x", reason, want)
 	}
 	code, typ := invalidNotice(t, dev.waitMessage("$SYS/tokenInvalidNotice", time.Second))
 	if code != 2 || typ != "RW" {
@@ -111,8 +117,9 @@ func TestExpiryDisconnects(t *testing.T) {
 }
 
 // SPEC §3.5: revocation disconnects within a second with 0x98 and code 3.
-func TestRevocationDisconnects(t *testing.T) {
-	e := startEnv(t)
+func TestRevocationDisconnects(t *testing.T) { testRevocationDisconnects(t, startEnv(t)) }
+
+func testRevocationDisconnects(t *testing.T, e *env) {
 	tok := e.apply("dev/#", "R,W", time.Hour)
 	other := e.apply("dev/#", "R,W", time.Hour)
 	apsara := "Token|" + adminID + "|mqtt-local"
@@ -138,16 +145,17 @@ func TestRevocationDisconnects(t *testing.T) {
 		t.Fatalf("revocation took %v to disconnect everyone", d)
 	}
 	// The token is refused from now on; the other token's client stays.
-	if _, code := connect5(t, e.mqtt, "again", "d", tok); code != 0x86 {
-		t.Fatalf("reconnect with the revoked token: 0x%02x, want 0x86", code)
+	if _, code := connect5(t, e.mqtt, "again", "d", tok); code != e.refused5(0x86) {
+		t.Fatalf("reconnect with the revoked token: 0x%02x, want 0x%02x", code, e.refused5(0x86))
 	}
 	if c := bystander.publish("dev/x", 1, false, "still here"); c != 0 {
 		t.Fatalf("bystander publish: 0x%02x", c)
 	}
 }
 
-func TestInvalidRenewalDisconnects(t *testing.T) {
-	e := startEnv(t)
+func TestInvalidRenewalDisconnects(t *testing.T) { testInvalidRenewalDisconnects(t, startEnv(t)) }
+
+func testInvalidRenewalDisconnects(t *testing.T, e *env) {
 	for _, payload := range []string{
 		`{"token":"not-a-token","type":"RW"}`,
 		`{"token":"` + strings.Repeat("A", 82) + `","type":"R"}`,
@@ -155,7 +163,7 @@ func TestInvalidRenewalDisconnects(t *testing.T) {
 		`not json`,
 	} {
 		dev := mustConnect5(t, e.mqtt, "dev", "d", e.apply("dev/#", "R,W", time.Hour))
-		dev.publish("$SYS/uploadToken", 0, false, payload)
+		dev.publish(e.uploadTopic(), 0, false, payload)
 		dev.waitClosed(2 * time.Second)
 		code, _ := invalidNotice(t, dev.waitMessage("$SYS/tokenInvalidNotice", time.Second))
 		if code != 1 {
@@ -165,18 +173,23 @@ func TestInvalidRenewalDisconnects(t *testing.T) {
 	// A valid token of a narrower type than asked for is invalid for it.
 	dev := mustConnect5(t, e.mqtt, "dev", "d", e.apply("dev/#", "R,W", time.Hour))
 	rOnly := e.apply("dev/#", "R", time.Hour)
-	if c := dev.publish("$SYS/uploadToken", 1, false, fmt.Sprintf(`{"Token":%q,"type":"RW"}`, rOnly)); c != 0x87 {
-		t.Fatalf("invalid renewal PUBACK 0x%02x, want 0x87", c)
+	want := byte(0x87)
+	if e.mosq != nil {
+		want = 0 // Mosquitto acknowledges every $CONTROL publish with success
 	}
-	if r := dev.waitClosed(2 * time.Second); r != 0x87 {
-		t.Fatalf("invalid renewal DISCONNECT 0x%02x, want 0x87", r)
+	if c := dev.publish(e.uploadTopic(), 1, false, fmt.Sprintf(`{"Token":%q,"type":"RW"}`, rOnly)); c != want {
+		t.Fatalf("invalid renewal PUBACK 0x%02x, want 0x%02x", c, want)
+	}
+	if r := dev.waitClosed(2 * time.Second); r != e.kicked5(0x87) {
+		t.Fatalf("invalid renewal DISCONNECT 0x%02x, want 0x%02x", r, e.kicked5(0x87))
 	}
 }
 
 // A renewal with narrower resources removes the subscriptions they no
 // longer cover, and deliveries follow the new rights.
-func TestRenewalPrunesSubscriptions(t *testing.T) {
-	e := startEnv(t)
+func TestRenewalPrunesSubscriptions(t *testing.T) { testRenewalPrunesSubscriptions(t, startEnv(t)) }
+
+func testRenewalPrunesSubscriptions(t *testing.T, e *env) {
 	pub := mustConnect5(t, e.mqtt, "pub", "p", e.apply("#", "W", time.Hour))
 	dev := mustConnect5(t, e.mqtt, "dev", "d", e.apply("a/#,b/#", "R", time.Hour))
 	for _, f := range []string{"a/#", "b/+"} {
@@ -185,7 +198,7 @@ func TestRenewalPrunesSubscriptions(t *testing.T) {
 		}
 	}
 	narrower := e.apply("a/#", "R", time.Hour)
-	if c := dev.publish("$SYS/uploadToken", 1, false, fmt.Sprintf(`{"token":%q,"type":"R"}`, narrower)); c != 0 {
+	if c := dev.publish(e.uploadTopic(), 1, false, fmt.Sprintf(`{"token":%q,"type":"R"}`, narrower)); c != 0 {
 		t.Fatalf("renewal: 0x%02x", c)
 	}
 	pub.publish("b/x", 1, false, "after")
@@ -268,8 +281,9 @@ func TestResumedSessionGetsOnlyNewTokensTopics(t *testing.T) {
 
 // A client disconnected for revocation or expiry does not get its Will
 // published: the token no longer grants anything.
-func TestNoWillAfterKick(t *testing.T) {
-	e := startEnv(t, shortTTL)
+func TestNoWillAfterKick(t *testing.T) { testNoWillAfterKick(t, startEnv(t, shortTTL)) }
+
+func testNoWillAfterKick(t *testing.T, e *env) {
 	watcher := mustConnect5(t, e.mqtt, "watcher", "w", e.apply("#", "R", time.Hour))
 	watcher.subscribe("#", 1)
 	will := func(topic string) func(*paho.Connect) {
@@ -300,7 +314,10 @@ func TestNoWillAfterKick(t *testing.T) {
 // method "tokenmq"), the token as CONNECT Authentication Data, and the
 // expiry notice's user properties for such clients.
 func TestMQTT5ReAuthentication(t *testing.T) {
-	e := startEnv(t, shortTTL, withNotice(1500*time.Millisecond))
+	testMQTT5ReAuthentication(t, startEnv(t, shortTTL, withNotice(1500*time.Millisecond)))
+}
+
+func testMQTT5ReAuthentication(t *testing.T, e *env) {
 	first := e.apply("dev/#", "R,W", 2*time.Second)
 	firstExp := time.Now().Add(2 * time.Second)
 	byMethod := func(c *paho.Connect) {
@@ -327,7 +344,9 @@ func TestMQTT5ReAuthentication(t *testing.T) {
 	// An invalid token in AUTH ends the connection, as an invalid renewal does.
 	ctx = ctxTimeout(t, 5*time.Second)
 	dev.c.Authenticate(ctx, &paho.Auth{ReasonCode: 0x19, Properties: &paho.AuthProperties{AuthMethod: tokenauth.AuthMethod, AuthData: []byte("forged")}})
-	if r := dev.waitClosed(3 * time.Second); r != 0x87 {
+	// Mosquitto 2.0.11 answers a refused re-authentication with a CONNACK
+	// 0x87 (a bug, fixed in 2.0.15: DISCONNECT 0x87) and closes.
+	if r := dev.waitClosed(3 * time.Second); r != 0x87 && e.mosq == nil {
 		t.Fatalf("invalid re-authentication: DISCONNECT 0x%02x, want 0x87", r)
 	}
 	// Another authentication method is refused at CONNECT.
