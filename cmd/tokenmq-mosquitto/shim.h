@@ -19,10 +19,12 @@ struct mqtt5__property;
 typedef struct mqtt5__property mosquitto_property;
 typedef struct mosquitto_plugin_id_t mosquitto_plugin_id_t;
 
+#ifndef TMQ_WITH_MOSQUITTO_HEADERS /* abi_check.c includes both */
 struct mosquitto_opt {
 	char *key;
 	char *value;
 };
+#endif
 
 enum {
 	TMQ_EVT_ACL_CHECK = 2,
@@ -140,20 +142,23 @@ struct tmq_evt_disconnect {
 
 typedef int (*MOSQ_FUNC_generic_callback)(int, void *, void *);
 
-/* Mosquitto's functions, resolved from the broker when it loads the plugin. */
-int mosquitto_callback_register(mosquitto_plugin_id_t *identifier, int event, MOSQ_FUNC_generic_callback cb_func, const void *event_data, void *userdata);
-int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event, MOSQ_FUNC_generic_callback cb_func, const void *event_data);
-void *mosquitto_malloc(size_t size);
-void mosquitto_free(void *mem);
-void mosquitto_log_printf(int level, const char *fmt, ...);
-const char *mosquitto_client_address(const struct mosquitto *client);
-bool mosquitto_client_clean_session(const struct mosquitto *client);
-const char *mosquitto_client_id(const struct mosquitto *client);
-int mosquitto_client_protocol_version(const struct mosquitto *client);
-const char *mosquitto_client_username(const struct mosquitto *client);
-int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will);
-int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen, const void *payload, int qos, bool retain, mosquitto_property *properties);
-int mosquitto_property_add_string_pair(mosquitto_property **proplist, int identifier, const char *name, const char *value);
+/* Mosquitto's functions, resolved from the broker when it loads the
+ * plugin. Weak, so that the package also links into a program that is not
+ * Mosquitto (its test binary), where they are NULL and never called. */
+#define TMQ_WEAK __attribute__((weak))
+TMQ_WEAK int mosquitto_callback_register(mosquitto_plugin_id_t *identifier, int event, MOSQ_FUNC_generic_callback cb_func, const void *event_data, void *userdata);
+TMQ_WEAK int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event, MOSQ_FUNC_generic_callback cb_func, const void *event_data);
+TMQ_WEAK void *mosquitto_malloc(size_t size);
+TMQ_WEAK void mosquitto_free(void *mem);
+TMQ_WEAK void mosquitto_log_printf(int level, const char *fmt, ...);
+TMQ_WEAK const char *mosquitto_client_address(const struct mosquitto *client);
+TMQ_WEAK bool mosquitto_client_clean_session(const struct mosquitto *client);
+TMQ_WEAK const char *mosquitto_client_id(const struct mosquitto *client);
+TMQ_WEAK int mosquitto_client_protocol_version(const struct mosquitto *client);
+TMQ_WEAK const char *mosquitto_client_username(const struct mosquitto *client);
+TMQ_WEAK int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will);
+TMQ_WEAK int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen, const void *payload, int qos, bool retain, mosquitto_property *properties);
+TMQ_WEAK int mosquitto_property_add_string_pair(mosquitto_property **proplist, int identifier, const char *name, const char *value);
 
 /* shim.c */
 int tmq_register(mosquitto_plugin_id_t *id, int control);

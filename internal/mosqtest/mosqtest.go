@@ -44,17 +44,32 @@ func Plugin() (string, error) {
 			buildErr = fmt.Errorf("%w: no mosquitto on PATH", ErrUnavailable)
 			return
 		}
-		dir, err := os.MkdirTemp("", "tokenmq-mosquitto-plugin-")
-		if err != nil {
+		// One file per user, rebuilt by every process (Go's build cache makes
+		// that quick) and renamed into place, so that concurrent test
+		// binaries neither share a half-written file nor leave copies behind.
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("tokenmq-mosquitto-plugin-%d", os.Getuid()))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			buildErr = err
 			return
 		}
 		out := filepath.Join(dir, "tokenmq_mosquitto.so")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./cmd/tokenmq-mosquitto")
+		tmp, err := os.CreateTemp(dir, "build-*.so")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp.Name(), "./cmd/tokenmq-mosquitto")
 		cmd.Dir = moduleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("%w: go build -buildmode=c-shared: %v\n%s", ErrUnavailable, err, b)
+			return
+		}
+		os.Remove(strings.TrimSuffix(tmp.Name(), ".so") + ".h") // the C header go build writes beside it
+		if err := os.Rename(tmp.Name(), out); err != nil {
+			buildErr = err
 			return
 		}
 		built = out
