@@ -59,10 +59,10 @@ type Result int
 
 // Results of events.
 const (
-	Allow  Result = iota // MOSQ_ERR_SUCCESS
-	Deny                 // MOSQ_ERR_AUTH (CONNACK 0x87 / 5) or MOSQ_ERR_ACL_DENIED
-	Drop                 // MOSQ_ERR_UNKNOWN: Mosquitto closes the socket without a CONNACK
-	Defer                // MOSQ_ERR_PLUGIN_DEFER: not ours (another auth method)
+	Allow Result = iota // MOSQ_ERR_SUCCESS
+	Deny                // MOSQ_ERR_AUTH (CONNACK 0x87 / 5) or MOSQ_ERR_ACL_DENIED
+	Drop                // MOSQ_ERR_UNKNOWN: Mosquitto closes the socket without a CONNACK
+	Defer               // MOSQ_ERR_PLUGIN_DEFER: not ours (another auth method)
 )
 
 // ControlTopic is where an MQTT 3.1.1 (or 5) client renews in session:
