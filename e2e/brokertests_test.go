@@ -31,6 +31,13 @@ var brokerTests = []struct {
 	{"RenewalPrunesSubscriptions", []envOption{}, testRenewalPrunesSubscriptions},
 	{"NoWillAfterKick", []envOption{shortTTL}, testNoWillAfterKick},
 	{"MQTT5ReAuthentication", []envOption{shortTTL, withNotice(1500 * time.Millisecond)}, testMQTT5ReAuthentication},
+	{"OfflineQueueDeliveredOnResume", nil, testOfflineQueueDeliveredOnResume},
+	{"ResumeWithForeignTokenGetsNothing", nil, testResumeWithForeignTokenGetsNothing},
+	{"TakeoverGetsNoInflight", nil, testTakeoverGetsNoInflight},
+	{"OfflineQueueStopsWithItsToken", []envOption{shortTTL}, testOfflineQueueStopsWithItsToken},
+	{"ClientBoundToken", nil, testClientBoundTokenE2E},
+	{"ClientIDPlaceholder", nil, testClientIDPlaceholderE2E},
+	{"TakeoverByTokenBoundElsewhereRefused", nil, testTakeoverByTokenBoundElsewhereRefused},
 }
 
 // TestMosquittoPlugin runs brokerTests against a real Mosquitto loading

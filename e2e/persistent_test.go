@@ -69,9 +69,12 @@ func waitPayloads(t *testing.T, c sessionClient, prefix string, n int) []string 
 // offline are queued under the rights it last held and delivered, in order,
 // when it resumes (Session Present 1); in MQTT 3.1.1 and 5.
 func TestOfflineQueueDeliveredOnResume(t *testing.T) {
+	testOfflineQueueDeliveredOnResume(t, startEnv(t))
+}
+
+func testOfflineQueueDeliveredOnResume(t *testing.T, e *env) {
 	for _, v := range []int{4, 5} {
 		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
-			e := startEnv(t)
 			tok := e.apply("fleet/#", "R", time.Hour)
 			id := fmt.Sprint("sub-v", v)
 			sub := connectSession(t, v, e.mqtt, id, tok)
@@ -187,9 +190,12 @@ func TestPahoOfflineMessageQueueing(t *testing.T) {
 // queued messages, not the retained ones, and the inherited subscription
 // goes; every discarded message is counted.
 func TestResumeWithForeignTokenGetsNothing(t *testing.T) {
+	testResumeWithForeignTokenGetsNothing(t, startEnv(t))
+}
+
+func testResumeWithForeignTokenGetsNothing(t *testing.T, e *env) {
 	for _, v := range []int{4, 5} {
 		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
-			e := startEnv(t)
 			id := fmt.Sprint("pump-v", v)
 			owner := connectSession(t, v, e.mqtt, id, e.apply("secret/#", "R", time.Hour))
 			if code := owner.subscribe("secret/#", 1); code != 1 {
@@ -202,7 +208,7 @@ func TestResumeWithForeignTokenGetsNothing(t *testing.T) {
 			}
 			pub.publish("secret/retained", 1, true, "secret retained")
 			pub.routed("public/nobody") // all four met the offline session
-			before := e.srv.Hook().QueueStats().DroppedOnResume
+			before := e.droppedOnResume()
 
 			thief := connectSession(t, v, e.mqtt, id, e.apply("public/#", "R,W", time.Hour))
 			if !thief.present() {
@@ -221,7 +227,7 @@ func TestResumeWithForeignTokenGetsNothing(t *testing.T) {
 			pub.publish("public/x", 1, false, "fence")
 			waitPayloads(t, thief, "public/", 1) // everything before the fence has arrived, if it was sent
 			neverReceived(t, thief.received(), func(m message) bool { return m.topic != "public/x" })
-			if got := e.srv.Hook().QueueStats().DroppedOnResume - before; got != 4 { // 3 + the retained one, queued as it was published
+			if got := e.droppedOnResume() - before; e.mosq == nil && got != 4 { // 3 + the retained one, queued as it was published (Mosquitto counts none)
 				t.Fatalf("%d messages counted as dropped on resume, want 4", got)
 			}
 		})
@@ -231,10 +237,11 @@ func TestResumeWithForeignTokenGetsNothing(t *testing.T) {
 // A takeover of a connected device's session by a token without its rights
 // gets none of the device's unacknowledged in-flight messages, including a
 // v5 backlog beyond the device's Receive Maximum; the device gets 0x8E.
-func TestTakeoverGetsNoInflight(t *testing.T) {
+func TestTakeoverGetsNoInflight(t *testing.T) { testTakeoverGetsNoInflight(t, startEnv(t)) }
+
+func testTakeoverGetsNoInflight(t *testing.T, e *env) {
 	for _, v := range []int{4, 5} {
 		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
-			e := startEnv(t)
 			id := fmt.Sprint("valve-v", v)
 			ownerTok := e.apply("secret/#", "R", time.Hour)
 			var owner5 *client5
@@ -266,7 +273,8 @@ func TestTakeoverGetsNoInflight(t *testing.T) {
 			waitPayloads(t, thief, "public/", 1)
 			neverReceived(t, thief.received(), func(m message) bool { return m.topic != "public/x" })
 			if v == 5 {
-				if code := owner5.waitClosed(2 * time.Second); code != 0x8E {
+				// (Mosquitto sends 0x8E only from 2.0.15 on; 2.0.11 closes.)
+				if code := owner5.waitClosed(2 * time.Second); code != 0x8E && e.mosq == nil {
 					t.Fatalf("owner DISCONNECT %d, want 0x8e (session taken over)", code)
 				}
 			} else {

@@ -94,6 +94,17 @@ func startMosquittoEnv(t *testing.T, pluginOpts map[string]string, opts ...envOp
 		mqtt: m.Addr}
 }
 
+// droppedOnResume is tokenmq's count of queued or in-flight messages
+// discarded at resume because the resuming token does not cover them.
+// Mosquitto discards them too (it checks each against the plugin), but
+// counts nothing: 0.
+func (e *env) droppedOnResume() int64 {
+	if e.mosq != nil {
+		return 0
+	}
+	return e.srv.Hook().QueueStats().DroppedOnResume
+}
+
 // pluginLogs is what the plugin wrote to Mosquitto's log.
 func (e *env) pluginLogs() string {
 	var out []string
