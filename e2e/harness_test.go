@@ -37,6 +37,7 @@ type env struct {
 	// mosq is set when the broker under test is Mosquitto with tokenmq's
 	// plugin (plugin_env_test.go); mqtt is then its address.
 	mosq *mosqtest.Broker
+	px   *proxy // between the plugin and the token service
 }
 
 // envOption adjusts the configuration before start.

@@ -64,15 +64,18 @@ func startMosquittoEnv(t *testing.T, pluginOpts map[string]string, opts ...envOp
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	e := &env{t: t, srv: srv, logs: logs, config: cfg}
+	t.Cleanup(func() { // the token service of the moment (restartTokenService replaces it)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		e.srv.Shutdown(ctx)
 	})
 	// The broker settings of the options (the expiry notice, the plain
 	// form, the cache) become the plugin's.
 	b := cfg.Broker
-	po := map[string]string{"token_service": "http://" + srv.APIAddr().String(), "instance_id": "mqtt-local",
+	// The plugin reaches the token service through a proxy the tests can cut.
+	px := newProxy(t, srv.APIAddr().String())
+	po := map[string]string{"token_service": px.url(), "instance_id": "mqtt-local",
 		"expire_notice": b.ExpireNotice.String(), "allow_plain_token": strconv.FormatBool(b.AllowPlainToken),
 		"cache_negative_ttl": b.Cache.NegativeTTL.String(), "cache_positive_ttl": b.Cache.PositiveTTL.String()}
 	for k, v := range pluginOpts {
@@ -89,9 +92,9 @@ func startMosquittoEnv(t *testing.T, pluginOpts map[string]string, opts ...envOp
 			t.Logf("mosquitto's log:\n%s", m.Logs())
 		}
 	})
-	return &env{t: t, srv: srv, logs: logs, config: cfg, mosq: m,
-		api:  &api.Client{Endpoint: "http://" + srv.APIAddr().String(), AccessKeyID: adminID, AccessKeySecret: adminSecret},
-		mqtt: m.Addr}
+	e.mosq, e.px, e.mqtt = m, px, m.Addr
+	e.api = &api.Client{Endpoint: "http://" + srv.APIAddr().String(), AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	return e
 }
 
 // droppedOnResume is tokenmq's count of queued or in-flight messages
@@ -161,4 +164,24 @@ func (e *env) uploadTopic() string {
 		return mosqauth.ControlTopic
 	}
 	return tokenauth.TopicUploadToken
+}
+
+// restartTokenService stops the in-process token service and starts it
+// again on the same data dir, behind the same proxy.
+func (e *env) restartTokenService() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e.srv.Shutdown(ctx)
+	srv, err := broker.New(broker.Options{Config: e.config, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		AccessKeys: []api.AccessKey{{ID: adminID, Secret: adminSecret, Role: api.RoleAdmin}, {ID: pluginKeyID, Secret: pluginKeySecret, Role: api.RoleBroker}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.srv = srv
+	e.api = &api.Client{Endpoint: "http://" + srv.APIAddr().String(), AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	e.px.retarget(srv.APIAddr().String())
 }

@@ -21,6 +21,7 @@ type proxy struct {
 	mu     sync.Mutex
 	target string
 	cut    bool
+	hang   bool // accept, and answer nothing: a token service that is stuck
 	conns  map[net.Conn]struct{}
 }
 
@@ -48,10 +49,17 @@ func (p *proxy) url() string { return "http://" + p.ln.Addr().String() }
 
 func (p *proxy) serve(c net.Conn) {
 	p.mu.Lock()
-	target, cut := p.target, p.cut
+	target, cut, hang := p.target, p.cut, p.hang
+	if hang {
+		p.conns[c] = struct{}{} // closed by the next cut
+	}
 	p.mu.Unlock()
 	if cut {
 		c.Close()
+		return
+	}
+	if hang {
+		io.Copy(io.Discard, c)
 		return
 	}
 	up, err := net.DialTimeout("tcp", target, time.Second)
@@ -73,6 +81,20 @@ func (p *proxy) setCut(cut bool) {
 	defer p.mu.Unlock()
 	p.cut = cut
 	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[net.Conn]struct{}{}
+	}
+}
+
+// setHang makes connections hang (true: the open ones are closed, new ones
+// are accepted and never answered) or pass (false).
+func (p *proxy) setHang(hang bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hang = hang
+	if hang {
 		for c := range p.conns {
 			c.Close()
 		}
