@@ -134,13 +134,27 @@ type action struct {
 // New starts the plugin: the core over the token service's HTTP API (its
 // cache, single-flight, stale grace and revocation feed).
 func New(opts Options, b Broker) (*Plugin, error) {
-	p := &Plugin{opts: opts, broker: b, live: map[Ref]*conn{}, byID: map[string]*conn{}, gone: map[string]*conn{},
-		lines: newLineQueue()}
-	p.log = slog.New(slog.NewTextHandler(p.lines, &slog.HandlerOptions{Level: slog.LevelInfo})).With("broker", "mosquitto")
 	c := &api.Client{Endpoint: opts.TokenService, AccessKeyID: opts.AccessKeyID, AccessKeySecret: opts.AccessKeySecret,
 		HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}}
-	auth, err := tokenauth.New(tokenauth.Config{InstanceID: opts.InstanceID, Validator: c, Feed: c, Cache: opts.Cache,
-		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log})
+	return newPlugin(opts, b, c, c)
+}
+
+func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.RevocationFeed) (*Plugin, error) {
+	p := &Plugin{opts: opts, broker: b, live: map[Ref]*conn{}, byID: map[string]*conn{}, gone: map[string]*conn{},
+		lines: newLineQueue()}
+	p.log = slog.New(slog.NewTextHandler(p.lines, &slog.HandlerOptions{Level: slog.LevelInfo,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{} // Mosquitto's log line has its own time
+			}
+			return a
+		}})).With("broker", "mosquitto")
+	if opts.Cache.QueryTimeout <= 0 {
+		opts.Cache.QueryTimeout = time.Second
+		p.opts.Cache.QueryTimeout = time.Second
+	}
+	auth, err := tokenauth.New(tokenauth.Config{InstanceID: opts.InstanceID, Validator: v, Feed: feed, Cache: opts.Cache,
+		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log, SentCode: sentCode})
 	if err != nil {
 		return nil, err
 	}
@@ -378,6 +392,18 @@ func (p *Plugin) Tick() {
 		}
 	}
 	p.flushLog()
+}
+
+// sentCode is what Mosquitto answers a refusal with: 0x87 / 5, or for a
+// token service that cannot answer, no CONNACK (the socket is closed).
+func sentCode(r *tokenauth.Refusal, v byte) string {
+	switch {
+	case r.Code == tokenauth.ReasonUnavailable:
+		return "none (socket closed)"
+	case v >= 5:
+		return tokenauth.ReasonNotAuthorized.String()
+	}
+	return tokenauth.ReasonCode(tokenauth.ReasonNotAuthorized.V3()).String()
 }
 
 func (p *Plugin) queue(a action) {

@@ -34,6 +34,10 @@ type Config struct {
 	Observer Observer
 	// Logger receives the logs; never tokens. Default slog.Default().
 	Logger *slog.Logger
+	// SentCode, if set, is the CONNACK code the adapter's broker sends for
+	// a refusal (a broker may not let it choose), for the log; the
+	// protocol version is 4 or 5. Default: the refusal's code.
+	SentCode func(r *Refusal, protocolVersion byte) string
 }
 
 // Authority is the broker-neutral half of token authentication: it admits
@@ -167,6 +171,9 @@ func (a *Authority) Connect(req ConnectRequest, client Client) (*Session, *Refus
 		code := ref.Code.String()
 		if req.ProtocolVersion != 0 && req.ProtocolVersion < 5 {
 			code = ReasonCode(ref.Code.V3()).String()
+		}
+		if a.cfg.SentCode != nil {
+			code = a.cfg.SentCode(ref, req.ProtocolVersion)
 		}
 		attrs := []any{"client", req.ClientID, "remote", req.Remote, "reason", ref.Reason, "code", code}
 		if ref.TokenID != "" {
