@@ -218,7 +218,9 @@ func (broker) Kick(clientID string) {
 }
 
 func (broker) ClientID(r mosqauth.Ref) string {
-	id := C.mosquitto_client_id((*C.struct_mosquitto)(unsafe.Pointer(uintptr(r))))
+	// r is a C pointer kept as an integer (Mosquitto's memory, not Go's):
+	// read it back as the pointer it is.
+	id := C.mosquitto_client_id(*(**C.struct_mosquitto)(unsafe.Pointer(&r)))
 	if id == nil {
 		return ""
 	}
