@@ -93,9 +93,6 @@ func startNATS(name string) (*target, error) {
 	return t, nil
 }
 
-// natsPairs: the callout is measured against the same cluster without it.
-var natsPairs = map[string]string{"nats-callout": "nats-static"}
-
 var natsTargets = []string{"nats-callout", "nats-static", "nats-static-bcrypt"}
 
 func isNATS(name string) bool { return strings.HasPrefix(name, "nats-") }

@@ -44,11 +44,11 @@ type pubPrep struct {
 }
 
 var (
-	allTargets = []string{"tokenmq", "tokenmq-split", "mochi-allow-all", "mosquitto"}
+	allTargets = []string{"tokenmq", "tokenmq-split", "mochi-allow-all", "mosquitto", "mosquitto-plugin"}
 	// persistentTargets: the durability scenario adds each broker's other
 	// way of keeping sessions.
 	persistentTargets = []string{"tokenmq", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist"}
-	defaultTargets    = []string{"tokenmq", "tokenmq-split", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist"}
+	defaultTargets    = []string{"tokenmq", "tokenmq-split", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist", "mosquitto-plugin"}
 )
 
 func scenarios() []scenario {
@@ -275,6 +275,11 @@ func startTargets(names []string, o *options, log io.Writer) ([]*target, error) 
 			t, err = startMochi("mochi-bolt", "bolt")
 		case "nats-callout", "nats-static", "nats-static-bcrypt":
 			t, err = startNATS(n)
+		case "mosquitto-plugin":
+			if t, err = startMosquittoPlugin(); t == nil && err == nil {
+				fmt.Fprintln(log, "tokenmq-bench: mosquitto or a C compiler missing (apt-get install mosquitto gcc); skipping mosquitto-plugin")
+				continue
+			}
 		case "mosquitto", "mosquitto-persist":
 			if t, err = startMosquitto(n, o.idle, n == "mosquitto-persist"); t == nil && err == nil {
 				fmt.Fprintln(log, "tokenmq-bench: mosquitto not installed (apt-get install mosquitto); skipping it")
@@ -422,10 +427,7 @@ func summarize(rounds []map[string]float64) (medians, ratios map[string]float64)
 	for _, vs := range rounds {
 		for name, v := range vs {
 			by[name] = append(by[name], v)
-			if ref := vs["mochi-allow-all"]; ref > 0 && (name == "tokenmq" || name == "tokenmq-split") {
-				pairs[name] = append(pairs[name], v/ref)
-			}
-			if ref := vs[natsPairs[name]]; ref > 0 {
+			if ref := vs[pairOf(name)]; ref > 0 {
 				pairs[name] = append(pairs[name], v/ref)
 			}
 		}
@@ -440,10 +442,38 @@ func summarize(rounds []map[string]float64) (medians, ratios map[string]float64)
 	return medians, ratios
 }
 
-// ratios prints the paired ratios of tokenmq and tokenmq-split (to
-// allow-all Mochi) and of nats-callout (to nats-static).
+// pairs are the ratio columns: a target measured against its reference,
+// round by round. tokenmq against the same broker library without auth;
+// the NATS callout against the same cluster with static users; Mosquitto
+// with tokenmq's plugin against Mosquitto with password and ACL files.
+var pairs = []struct{ target, ref, column string }{
+	{"tokenmq", "mochi-allow-all", "tokenmq/mochi"},
+	{"tokenmq-split", "mochi-allow-all", "split/mochi"},
+	{"nats-callout", "nats-static", "callout/static"},
+	{"mosquitto-plugin", "mosquitto", "plugin/mosquitto"},
+}
+
+func pairOf(target string) string {
+	for _, p := range pairs {
+		if p.target == target {
+			return p.ref
+		}
+	}
+	return ""
+}
+
+func ratioHeader() string {
+	var h strings.Builder
+	for _, p := range pairs {
+		h.WriteString(p.column + "\t")
+	}
+	return h.String()
+}
+
+// ratios prints the paired ratios, one column per pair.
 func ratios(w io.Writer, of map[string]float64) {
-	for _, n := range []string{"tokenmq", "tokenmq-split", "nats-callout"} {
+	for _, p := range pairs {
+		n := p.target
 		if v, ok := of[n]; ok {
 			fmt.Fprintf(w, "%.2f\t", v)
 		} else {
@@ -470,7 +500,7 @@ func report(w io.Writer, rows []row, targets []*target) {
 	for _, t := range targets {
 		fmt.Fprintf(tw, "%s\t", t.name)
 	}
-	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\tcallout/static\t")
+	fmt.Fprintln(tw, ratioHeader())
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t", r.Scenario, r.Unit)
 		for _, t := range targets {
@@ -493,7 +523,7 @@ func report(w io.Writer, rows []row, targets []*target) {
 	for _, t := range targets {
 		fmt.Fprintf(tw, "%s\t", t.name)
 	}
-	fmt.Fprintln(tw, "tokenmq/mochi\tsplit/mochi\tcallout/static\t")
+	fmt.Fprintln(tw, ratioHeader())
 	for _, r := range rows {
 		if len(r.CPUPerOp) == 0 {
 			continue

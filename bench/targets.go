@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/mosqtest"
 	"github.com/tokenmq/tokenmq/internal/natstest"
 )
 
@@ -45,6 +47,7 @@ type target struct {
 	also []*child    // other processes of the target (split roles)
 	dir  string      // scratch files
 	kind string      // tokenmq, mochi, mosquitto
+	halt func()      // stops proc, where something else waits for it
 }
 
 // serveChild runs a target inside this (child) process: `tokenmq-bench
@@ -337,6 +340,45 @@ func startMosquitto(name string, idle int, persist bool) (*target, error) {
 	return nil, fmt.Errorf("mosquitto did not listen on %s", t.mqtt)
 }
 
+// startMosquittoPlugin starts Mosquitto with tokenmq's plugin
+// (cmd/tokenmq-mosquitto, built here) in front of a token service (role
+// tokens, a child), with the plain Mosquitto target's settings. It returns
+// nil, nil when Mosquitto or a C compiler is missing.
+func startMosquittoPlugin() (*target, error) {
+	if _, err := mosqtest.Plugin(); errors.Is(err, mosqtest.ErrUnavailable) {
+		return nil, nil
+	}
+	tokens, tv, err := startChild("tokenmq", config.RoleTokens)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tokenmq-bench-mosquitto-plugin-")
+	if err != nil {
+		tokens.stop()
+		return nil, err
+	}
+	m, err := mosqtest.Start(mosqtest.Options{Dir: dir, Quiet: true, Extra: "max_queued_messages 100000\n",
+		PluginOptions: map[string]string{"token_service": "http://" + tv["api"], "instance_id": instance, "log_level": "warn"},
+		Env:           append([]string{"TOKENMQ_ACCESS_KEY_ID=" + brokerID, "TOKENMQ_ACCESS_KEY_SECRET=" + brokerSecret}, pluginProfileEnv()...)})
+	if err != nil {
+		tokens.stop()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &target{name: "mosquitto-plugin", kind: "mosquitto-plugin", mqtt: m.Addr, proc: &child{cmd: m.Cmd()}, halt: m.Stop,
+		also: []*child{tokens}, dir: dir, api: apiClient("http://" + tv["api"])}, nil
+}
+
+// pluginProfileEnv asks the plugin for a CPU profile of its Go side under
+// -profile-dir (Mosquitto's own C code shows as external code).
+func pluginProfileEnv() []string {
+	dir := os.Getenv("TOKENMQ_BENCH_PROFILE_DIR")
+	if dir == "" {
+		return nil
+	}
+	return []string{"TOKENMQ_PLUGIN_CPU_PROFILE=" + filepath.Join(dir, fmt.Sprintf("mosquitto-plugin-%d.pprof", time.Now().UnixNano()))}
+}
+
 // freePort finds a free loopback port (Mosquitto cannot listen on port 0 and report it).
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -356,7 +398,11 @@ func (t *target) subAddr() string {
 }
 
 func (t *target) stop() {
-	t.proc.stop()
+	if t.halt != nil {
+		t.halt()
+	} else {
+		t.proc.stop()
+	}
 	for _, c := range t.also {
 		c.stop()
 	}

@@ -2,6 +2,7 @@ package mosqauth
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -35,11 +36,15 @@ type Options struct {
 	// default 1s here, is also the longest a CONNECT holds Mosquitto's
 	// loop while its token is checked.
 	Cache tokenauth.CacheConfig
+	// LogLevel is the least level of the plugin's lines in Mosquitto's log
+	// (log_level: debug, info, warn, error). Default info: a line per
+	// connect decision, disconnect and renewal.
+	LogLevel slog.Level
 }
 
 // optionKeys are the plugin_opt_ keys the plugin knows; any other is an error.
 var optionKeys = []string{"token_service", "instance_id", "access_key_id", "access_key_secret", "allow_plain_token",
-	"expire_notice", "cache_size", "cache_positive_ttl", "cache_negative_ttl", "stale_grace", "query_timeout"}
+	"expire_notice", "cache_size", "cache_positive_ttl", "cache_negative_ttl", "stale_grace", "query_timeout", "log_level"}
 
 var optionEnv = map[string]string{
 	"token_service": "TOKENMQ_TOKEN_SERVICE", "instance_id": "TOKENMQ_INSTANCE_ID",
@@ -111,6 +116,11 @@ func ParseOptions(opts map[string]string, getenv func(string) string) (Options, 
 	}
 	if o.Cache.QueryTimeout > 10*time.Second {
 		return Options{}, fmt.Errorf("%w: plugin_opt_query_timeout %v: at most 10s (Mosquitto's loop waits for it)", ErrOption, o.Cache.QueryTimeout)
+	}
+	if v := get("log_level"); v != "" {
+		if err := o.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return Options{}, fmt.Errorf("%w: plugin_opt_log_level %q: want debug, info, warn or error", ErrOption, v)
+		}
 	}
 	if v := get("cache_size"); v != "" {
 		if o.Cache.Size, err = strconv.Atoi(v); err != nil || o.Cache.Size < 1 {

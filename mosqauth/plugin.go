@@ -40,6 +40,12 @@ type Broker interface {
 	ClientID(r Ref) string
 	// Log writes a line to Mosquitto's log.
 	Log(level slog.Level, line string)
+	// RightsChanged says that some connection's rights may have changed
+	// (a connect, a disconnect, a renewal, a kick): the broker's side drops
+	// the ACL decisions it cached (ACLDecision's cacheable ones). It is
+	// called on any goroutine, at once after the change, and must be safe
+	// to call concurrently (an atomic counter).
+	RightsChanged()
 }
 
 // Access is the access of an ACL check (MOSQ_ACL_*).
@@ -142,7 +148,7 @@ func New(opts Options, b Broker) (*Plugin, error) {
 func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.RevocationFeed) (*Plugin, error) {
 	p := &Plugin{opts: opts, broker: b, live: map[Ref]*conn{}, byID: map[string]*conn{}, gone: map[string]*conn{},
 		lines: newLineQueue()}
-	p.log = slog.New(slog.NewTextHandler(p.lines, &slog.HandlerOptions{Level: slog.LevelInfo,
+	p.log = slog.New(slog.NewTextHandler(p.lines, &slog.HandlerOptions{Level: opts.LogLevel,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
 				return slog.Attr{} // Mosquitto's log line has its own time
@@ -154,7 +160,7 @@ func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.Rev
 		p.opts.Cache.QueryTimeout = time.Second
 	}
 	auth, err := tokenauth.New(tokenauth.Config{InstanceID: opts.InstanceID, Validator: v, Feed: feed, Cache: opts.Cache,
-		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log, SentCode: sentCode})
+		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log, SentCode: sentCode, Observer: observer{b}})
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +180,7 @@ func (p *Plugin) Close() {
 }
 
 // BasicAuth decides a CONNECT without an Authentication Method. The wait
-// for the token service is bounded by the query timeout.
+// for the token service is bounded by the query timeout (per token).
 func (p *Plugin) BasicAuth(r Ref, in ConnInfo) Result {
 	return p.connect(r, in, tokenauth.ConnectRequest{})
 }
@@ -200,37 +206,18 @@ func (p *Plugin) connect(r Ref, in ConnInfo, req tokenauth.ConnectRequest) Resul
 		req.HasPassword = false // an empty password is no password (SPEC §3.1: bad credentials)
 	}
 	c := &conn{p: p, ref: r, clientID: in.ClientID, v5: in.ProtocolVersion >= 5, persistent: !in.CleanStart}
-	type answer struct {
-		s   *tokenauth.Session
-		ref *tokenauth.Refusal
-	}
-	done := make(chan answer, 1)
-	go func() {
-		s, ref := p.auth.Connect(req, c)
-		done <- answer{s, ref}
-	}()
-	var a answer
-	select {
-	case a = <-done:
-	case <-time.After(p.opts.Cache.QueryTimeout + 100*time.Millisecond):
-		// Mosquitto's loop has waited long enough: refuse, and forget the
-		// session if the answer comes after all.
-		go func() {
-			if a := <-done; a.s != nil {
-				a.s.End()
-			}
-		}()
-		p.log.Warn("connect refused", "client", in.ClientID, "remote", in.Remote, "reason", "token_service_unavailable", "err", "no answer within the query timeout")
-		return Drop
-	}
+	// On Mosquitto's thread: a cached answer costs microseconds, and a
+	// lookup the cache must make waits at most the query timeout for each
+	// token of the CONNECT (one, or two in the R|…|W|… form).
+	s, ref := p.auth.Connect(req, c)
 	p.flushLog()
-	if a.ref != nil {
-		if a.ref.Code == tokenauth.ReasonUnavailable {
+	if ref != nil {
+		if ref.Code == tokenauth.ReasonUnavailable {
 			return Drop // no CONNACK: the client retries, as it would after 0x88 / 3
 		}
 		return Deny
 	}
-	c.session = a.s
+	c.session = s
 	if old := p.byID[in.ClientID]; old != nil {
 		old.session.End() // a takeover: Mosquitto disconnects the old one next
 	}
@@ -239,6 +226,7 @@ func (p *Plugin) connect(r Ref, in ConnInfo, req tokenauth.ConnectRequest) Resul
 	}
 	p.live[r] = c
 	p.byID[in.ClientID] = c
+	p.broker.RightsChanged()                  // the pointer may be a freed one's: nothing cached for it stands
 	p.queue(action{kind: actEstablish, c: c}) // the CONNACK is out by the next tick
 	return Allow
 }
@@ -297,41 +285,50 @@ func (p *Plugin) Control(r Ref, topic string, payload []byte) Result {
 // ACLCheck judges a publish, a subscription or a delivery. topic must not
 // be kept: it may point into Mosquitto's memory.
 func (p *Plugin) ACLCheck(r Ref, access Access, topic string) Result {
+	res, _ := p.ACLDecision(r, access, topic)
+	return res
+}
+
+// ACLDecision is ACLCheck, and whether the decision may be cached until
+// the next Broker.RightsChanged: a connected client's decisions depend on
+// its rights alone (expiry and revocation change them by a kick, which
+// says RightsChanged); an offline session's depend on the time.
+func (p *Plugin) ACLDecision(r Ref, access Access, topic string) (Result, bool) {
 	if c := p.live[r]; c != nil {
 		rights := c.session.Rights()
 		switch access {
 		case Read, Subscribe:
 			if rights.Readable(topic) {
-				return Allow
+				return Allow, true
 			}
 		case Write:
 			if rights.Writable(topic) || topic == ControlTopic && !c.session.Closing() {
-				return Allow
+				return Allow, true
 			}
 		case Unsubscribe:
-			return Allow
+			return Allow, true
 		}
-		return Deny
+		return Deny, true
 	}
 	// Not connected: an offline persistent session's delivery (queued for
 	// it), or a Will being sent. Judged by the tokens it last held, as they
 	// are now: not expired, not revoked.
 	if access != Read && access != Write {
-		return Deny
+		return Deny, false
 	}
 	id := p.broker.ClientID(r)
 	c := p.gone[id]
 	if c == nil || c.ref != r {
-		return Deny
+		return Deny, false
 	}
 	typ := token.ActionRead
 	if access == Write {
 		typ = token.ActionWrite
 	}
 	if c.session.Permits(typ, topic, time.Now()) {
-		return Allow
+		return Allow, false
 	}
-	return Deny
+	return Deny, false
 }
 
 // Disconnect is a connection's end (MOSQ_EVT_DISCONNECT): its timers stop
@@ -343,6 +340,7 @@ func (p *Plugin) Disconnect(r Ref) {
 		return
 	}
 	delete(p.live, r)
+	p.broker.RightsChanged()
 	c.session.End()
 	if p.byID[c.clientID] == c {
 		delete(p.byID, c.clientID)
@@ -393,6 +391,18 @@ func (p *Plugin) Tick() {
 	}
 	p.flushLog()
 }
+
+// observer hears the core's decisions. A kick (Disconnected: the
+// session's rights are gone) and a renewal (its rights replaced) are
+// rights changes, which the broker side's decision cache must hear at once.
+type observer struct{ b Broker }
+
+func (observer) ConnectDecision(string, string)   {}
+func (observer) Validation(string, time.Duration) {}
+func (observer) ACLDenied(string)                 {}
+func (o observer) Disconnected(string)            { o.b.RightsChanged() }
+func (o observer) Renewal(string)                 { o.b.RightsChanged() }
+func (observer) RevocationApplied(time.Duration)  {}
 
 // sentCode is what Mosquitto answers a refusal with: 0x87 / 5, or for a
 // token service that cannot answer, no CONNACK (the socket is closed).

@@ -29,6 +29,7 @@ import "C"
 import (
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"unsafe"
 
 	"github.com/tokenmq/tokenmq/mosqauth"
@@ -40,6 +41,7 @@ func main() {} // a c-shared library's main is never run
 var (
 	plugin   *mosqauth.Plugin
 	pluginID *C.mosquitto_plugin_id_t
+	profile  *os.File // TOKENMQ_PLUGIN_CPU_PROFILE: a CPU profile of the Go side, written at cleanup
 )
 
 //export goPluginInit
@@ -59,6 +61,11 @@ func goPluginInit(id unsafe.Pointer, opts *C.struct_mosquitto_opt, n C.int) C.in
 		return C.TMQ_ERR_INVAL
 	}
 	plugin, pluginID = p, (*C.mosquitto_plugin_id_t)(id)
+	if path := os.Getenv("TOKENMQ_PLUGIN_CPU_PROFILE"); path != "" { // tokenmq-bench -profile-dir
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			profile = f
+		}
+	}
 	if rc := C.tmq_register(pluginID, 1); rc != C.TMQ_ERR_SUCCESS {
 		logLine(slog.LevelError, "registering the plugin's callbacks failed")
 		return C.TMQ_ERR_INVAL
@@ -72,6 +79,10 @@ func goPluginCleanup() C.int {
 		C.tmq_unregister(pluginID, 1)
 		plugin.Close()
 		plugin = nil
+	}
+	if profile != nil {
+		pprof.StopCPUProfile()
+		profile.Close()
 	}
 	return C.TMQ_ERR_SUCCESS
 }
@@ -108,10 +119,18 @@ func goExtAuth(data unsafe.Pointer, continued C.int) C.int {
 //export goACLCheck
 func goACLCheck(data unsafe.Pointer) C.int {
 	ev := (*C.struct_tmq_evt_acl_check)(data)
-	if plugin == nil || plugin.ACLCheck(ref(ev.client), mosqauth.Access(ev.access), view(ev.topic)) != mosqauth.Allow {
+	if plugin == nil {
 		return C.TMQ_ERR_ACL_DENIED
 	}
-	return C.TMQ_ERR_SUCCESS
+	res, cacheable := plugin.ACLDecision(ref(ev.client), mosqauth.Access(ev.access), view(ev.topic))
+	rc := C.int(C.TMQ_ERR_ACL_DENIED)
+	if res == mosqauth.Allow {
+		rc = C.TMQ_ERR_SUCCESS
+	}
+	if cacheable {
+		rc |= C.TMQ_ACL_CACHEABLE
+	}
+	return rc
 }
 
 //export goControl
@@ -228,6 +247,10 @@ func (broker) ClientID(r mosqauth.Ref) string {
 }
 
 func (broker) Log(level slog.Level, line string) { logLine(level, line) }
+
+// RightsChanged drops every ACL decision shim.c has cached (an atomic add:
+// any goroutine may call it).
+func (broker) RightsChanged() { C.tmq_rights_changed() }
 
 func logLine(level slog.Level, line string) {
 	l := C.int(C.TMQ_LOG_INFO)

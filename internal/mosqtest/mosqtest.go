@@ -88,6 +88,9 @@ type Options struct {
 	// Dir holds mosquitto.conf (and persistence, if Extra turns it on);
 	// default a new temporary directory.
 	Dir string
+	// Quiet logs errors only (a benchmark's setting); by default Mosquitto
+	// logs every connection, and the plugin's lines.
+	Quiet bool
 }
 
 // Broker is a running mosquitto.
@@ -140,7 +143,11 @@ func Start(o Options) (*Broker, error) {
 		for k, v := range o.PluginOptions {
 			fmt.Fprintf(&conf, "plugin_opt_%s %s\n", k, v)
 		}
-		conf.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\nconnection_messages true\n")
+		if o.Quiet {
+			conf.WriteString("log_dest stderr\nlog_type error\nconnection_messages false\n")
+		} else {
+			conf.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\nconnection_messages true\n")
+		}
 		if os.Geteuid() == 0 {
 			conf.WriteString("user root\n") // as root, Mosquitto would switch to user mosquitto, who cannot read 0600 files here
 		}
@@ -210,6 +217,9 @@ func (b *Broker) Kill() {
 
 // Exited is closed when mosquitto has exited.
 func (b *Broker) Exited() <-chan struct{} { return b.done }
+
+// Cmd is mosquitto's process (Stop and Kill wait for it; nothing else may).
+func (b *Broker) Cmd() *exec.Cmd { return b.cmd }
 
 // PID is mosquitto's process ID.
 func (b *Broker) PID() int { return b.cmd.Process.Pid }
