@@ -9,6 +9,7 @@ import (
 // lineQueue collects the plugin's log lines, from any goroutine, until
 // Mosquitto's thread writes them to Mosquitto's log (Plugin.flushLog).
 type lineQueue struct {
+	wake    func() // asks for a tick, to write them
 	mu      sync.Mutex
 	lines   []logLine
 	dropped int
@@ -22,7 +23,7 @@ type logLine struct {
 // maxQueuedLines bounds the log lines waiting for a tick.
 const maxQueuedLines = 10000
 
-func newLineQueue() *lineQueue { return &lineQueue{} }
+func newLineQueue() *lineQueue { return &lineQueue{wake: func() {}} }
 
 // Write takes one line of slog's text handler.
 func (q *lineQueue) Write(b []byte) (int, error) {
@@ -42,6 +43,7 @@ func (q *lineQueue) Write(b []byte) (int, error) {
 		q.dropped++
 	}
 	q.mu.Unlock()
+	q.wake()
 	return len(b), nil
 }
 

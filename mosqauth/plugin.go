@@ -40,12 +40,10 @@ type Broker interface {
 	ClientID(r Ref) string
 	// Log writes a line to Mosquitto's log.
 	Log(level slog.Level, line string)
-	// RightsChanged says that some connection's rights may have changed
-	// (a connect, a disconnect, a renewal, a kick): the broker's side drops
-	// the ACL decisions it cached (ACLDecision's cacheable ones). It is
-	// called on any goroutine, at once after the change, and must be safe
-	// to call concurrently (an atomic counter).
-	RightsChanged()
+	// Wake asks for a Tick at Mosquitto's next loop: there is work for it
+	// (the broker side may skip ticks otherwise, down to one a tenth of a
+	// second). Any goroutine calls it.
+	Wake()
 }
 
 // Access is the access of an ACL check (MOSQ_ACL_*).
@@ -145,9 +143,15 @@ func New(opts Options, b Broker) (*Plugin, error) {
 	return newPlugin(opts, b, c, c)
 }
 
+// NewWith is New over any validator and revocation feed (an in-process
+// token service, in tests and benchmarks).
+func NewWith(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.RevocationFeed) (*Plugin, error) {
+	return newPlugin(opts, b, v, feed)
+}
+
 func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.RevocationFeed) (*Plugin, error) {
 	p := &Plugin{opts: opts, broker: b, live: map[Ref]*conn{}, byID: map[string]*conn{}, gone: map[string]*conn{},
-		lines: newLineQueue()}
+		lines: &lineQueue{wake: b.Wake}}
 	p.log = slog.New(slog.NewTextHandler(p.lines, &slog.HandlerOptions{Level: opts.LogLevel,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
@@ -160,7 +164,7 @@ func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.Rev
 		p.opts.Cache.QueryTimeout = time.Second
 	}
 	auth, err := tokenauth.New(tokenauth.Config{InstanceID: opts.InstanceID, Validator: v, Feed: feed, Cache: opts.Cache,
-		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log, SentCode: sentCode, Observer: observer{b}})
+		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log, SentCode: sentCode})
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +230,6 @@ func (p *Plugin) connect(r Ref, in ConnInfo, req tokenauth.ConnectRequest) Resul
 	}
 	p.live[r] = c
 	p.byID[in.ClientID] = c
-	p.broker.RightsChanged()                  // the pointer may be a freed one's: nothing cached for it stands
 	p.queue(action{kind: actEstablish, c: c}) // the CONNACK is out by the next tick
 	return Allow
 }
@@ -285,50 +288,41 @@ func (p *Plugin) Control(r Ref, topic string, payload []byte) Result {
 // ACLCheck judges a publish, a subscription or a delivery. topic must not
 // be kept: it may point into Mosquitto's memory.
 func (p *Plugin) ACLCheck(r Ref, access Access, topic string) Result {
-	res, _ := p.ACLDecision(r, access, topic)
-	return res
-}
-
-// ACLDecision is ACLCheck, and whether the decision may be cached until
-// the next Broker.RightsChanged: a connected client's decisions depend on
-// its rights alone (expiry and revocation change them by a kick, which
-// says RightsChanged); an offline session's depend on the time.
-func (p *Plugin) ACLDecision(r Ref, access Access, topic string) (Result, bool) {
 	if c := p.live[r]; c != nil {
 		rights := c.session.Rights()
 		switch access {
 		case Read, Subscribe:
 			if rights.Readable(topic) {
-				return Allow, true
+				return Allow
 			}
 		case Write:
 			if rights.Writable(topic) || topic == ControlTopic && !c.session.Closing() {
-				return Allow, true
+				return Allow
 			}
 		case Unsubscribe:
-			return Allow, true
+			return Allow
 		}
-		return Deny, true
+		return Deny
 	}
 	// Not connected: an offline persistent session's delivery (queued for
 	// it), or a Will being sent. Judged by the tokens it last held, as they
 	// are now: not expired, not revoked.
 	if access != Read && access != Write {
-		return Deny, false
+		return Deny
 	}
 	id := p.broker.ClientID(r)
 	c := p.gone[id]
 	if c == nil || c.ref != r {
-		return Deny, false
+		return Deny
 	}
 	typ := token.ActionRead
 	if access == Write {
 		typ = token.ActionWrite
 	}
 	if c.session.Permits(typ, topic, time.Now()) {
-		return Allow, false
+		return Allow
 	}
-	return Deny, false
+	return Deny
 }
 
 // Disconnect is a connection's end (MOSQ_EVT_DISCONNECT): its timers stop
@@ -340,7 +334,6 @@ func (p *Plugin) Disconnect(r Ref) {
 		return
 	}
 	delete(p.live, r)
-	p.broker.RightsChanged()
 	c.session.End()
 	if p.byID[c.clientID] == c {
 		delete(p.byID, c.clientID)
@@ -366,6 +359,9 @@ func (p *Plugin) Tick() {
 	}
 	p.pending = later
 	p.mu.Unlock()
+	if len(later) > 0 {
+		p.broker.Wake() // a kick waiting for its notice to be written
+	}
 	for _, a := range run {
 		c := a.c
 		switch a.kind {
@@ -392,18 +388,6 @@ func (p *Plugin) Tick() {
 	p.flushLog()
 }
 
-// observer hears the core's decisions. A kick (Disconnected: the
-// session's rights are gone) and a renewal (its rights replaced) are
-// rights changes, which the broker side's decision cache must hear at once.
-type observer struct{ b Broker }
-
-func (observer) ConnectDecision(string, string)   {}
-func (observer) Validation(string, time.Duration) {}
-func (observer) ACLDenied(string)                 {}
-func (o observer) Disconnected(string)            { o.b.RightsChanged() }
-func (o observer) Renewal(string)                 { o.b.RightsChanged() }
-func (observer) RevocationApplied(time.Duration)  {}
-
 // sentCode is what Mosquitto answers a refusal with: 0x87 / 5, or for a
 // token service that cannot answer, no CONNACK (the socket is closed).
 func sentCode(r *tokenauth.Refusal, v byte) string {
@@ -425,6 +409,7 @@ func (p *Plugin) queue(a action) {
 	}
 	p.pending = append(p.pending, a)
 	p.mu.Unlock()
+	p.broker.Wake()
 }
 
 func (p *Plugin) flushLog() {

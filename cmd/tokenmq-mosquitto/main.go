@@ -119,18 +119,10 @@ func goExtAuth(data unsafe.Pointer, continued C.int) C.int {
 //export goACLCheck
 func goACLCheck(data unsafe.Pointer) C.int {
 	ev := (*C.struct_tmq_evt_acl_check)(data)
-	if plugin == nil {
+	if plugin == nil || plugin.ACLCheck(ref(ev.client), mosqauth.Access(ev.access), view(ev.topic)) != mosqauth.Allow {
 		return C.TMQ_ERR_ACL_DENIED
 	}
-	res, cacheable := plugin.ACLDecision(ref(ev.client), mosqauth.Access(ev.access), view(ev.topic))
-	rc := C.int(C.TMQ_ERR_ACL_DENIED)
-	if res == mosqauth.Allow {
-		rc = C.TMQ_ERR_SUCCESS
-	}
-	if cacheable {
-		rc |= C.TMQ_ACL_CACHEABLE
-	}
-	return rc
+	return C.TMQ_ERR_SUCCESS
 }
 
 //export goControl
@@ -248,9 +240,8 @@ func (broker) ClientID(r mosqauth.Ref) string {
 
 func (broker) Log(level slog.Level, line string) { logLine(level, line) }
 
-// RightsChanged drops every ACL decision shim.c has cached (an atomic add:
-// any goroutine may call it).
-func (broker) RightsChanged() { C.tmq_rights_changed() }
+// Wake makes shim.c's next tick call into Go.
+func (broker) Wake() { C.tmq_wake() }
 
 func logLine(level slog.Level, line string) {
 	l := C.int(C.TMQ_LOG_INFO)
@@ -265,4 +256,12 @@ func logLine(level slog.Level, line string) {
 	cs := C.CString(line)
 	defer C.free(unsafe.Pointer(cs))
 	C.tmq_log(l, cs)
+}
+
+// benchACL runs n ACL checks through shim.c's path, as Mosquitto makes
+// them (main_test.go's benchmark).
+func benchACL(r mosqauth.Ref, access mosqauth.Access, topic string, n int) int {
+	ct := C.CString(topic)
+	defer C.free(unsafe.Pointer(ct))
+	return int(C.tmq_bench_acl(*(**C.struct_mosquitto)(unsafe.Pointer(&r)), C.int(access), ct, C.int(n)))
 }

@@ -4,72 +4,37 @@
  * never calls into Mosquitto, it queues work for the tick. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "shim.h"
 #include "_cgo_export.h"
 
 #define TMQ_CONTROL_TOPIC "$CONTROL/tokenmq/uploadToken"
 
 static int cb_basic_auth(int event, void *data, void *userdata) { (void)event; (void)userdata; return goBasicAuth(data); }
-/* ACL decisions are cached here, on Mosquitto's thread, so that a
- * delivery to a client whose rights have not changed costs no call into
- * Go: a direct-mapped table keyed by (client pointer, access, topic), valid
- * while tmq_generation is what it was when the decision was made. Go adds
- * to tmq_generation (atomically, from any goroutine) at once after any
- * connection's rights may have changed: a connect (a client pointer may be
- * a freed one's), a disconnect, a renewal, a kick. Only decisions Go marks
- * cacheable (a connected client's) are kept. */
-#define TMQ_CACHE_SIZE 8192 /* a power of two */
-#define TMQ_CACHE_TOPIC 112
-struct tmq_acl_entry {
-	const struct mosquitto *client;
-	uint64_t generation;
-	int access;
-	int result;
-	size_t len;
-	char topic[TMQ_CACHE_TOPIC];
-};
-static struct tmq_acl_entry tmq_cache[TMQ_CACHE_SIZE];
-uint64_t tmq_generation = 1; /* 0 marks an empty entry */
-
-static uint64_t tmq_hash(const struct mosquitto *client, int access, const char *topic, size_t len) {
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)client ^ ((uint64_t)access << 56);
-	for (size_t i = 0; i < len; i++) {
-		h = (h ^ (unsigned char)topic[i]) * 1099511628211ULL;
-	}
-	return h ^ (h >> 29);
-}
-
-static int cb_acl_check(int event, void *data, void *userdata) {
-	(void)event; (void)userdata;
-	struct tmq_evt_acl_check *ev = data;
-	size_t len = ev->topic ? strlen(ev->topic) : TMQ_CACHE_TOPIC;
-	uint64_t gen = __atomic_load_n(&tmq_generation, __ATOMIC_ACQUIRE);
-	struct tmq_acl_entry *e = NULL;
-	if (len < TMQ_CACHE_TOPIC) {
-		e = &tmq_cache[tmq_hash(ev->client, ev->access, ev->topic, len) & (TMQ_CACHE_SIZE - 1)];
-		if (e->generation == gen && e->client == ev->client && e->access == ev->access && e->len == len && memcmp(e->topic, ev->topic, len) == 0) {
-			return e->result;
-		}
-	}
-	int rc = goACLCheck(data);
-	int result = rc & ~TMQ_ACL_CACHEABLE;
-	if (e != NULL && (rc & TMQ_ACL_CACHEABLE)) {
-		/* gen was read before the decision: a change made meanwhile makes the entry stale at once */
-		e->client = ev->client;
-		e->generation = gen;
-		e->access = ev->access;
-		e->result = result;
-		e->len = len;
-		memcpy(e->topic, ev->topic, len);
-	}
-	return result;
-}
-
-void tmq_rights_changed(void) { __atomic_add_fetch(&tmq_generation, 1, __ATOMIC_RELEASE); }
+static int cb_acl_check(int event, void *data, void *userdata) { (void)event; (void)userdata; return goACLCheck(data); }
 static int cb_ext_auth_start(int event, void *data, void *userdata) { (void)event; (void)userdata; return goExtAuth(data, 0); }
 static int cb_ext_auth_continue(int event, void *data, void *userdata) { (void)event; (void)userdata; return goExtAuth(data, 1); }
 static int cb_control(int event, void *data, void *userdata) { (void)event; (void)userdata; return goControl(data); }
-static int cb_tick(int event, void *data, void *userdata) { (void)event; (void)data; (void)userdata; goTick(); return TMQ_ERR_SUCCESS; }
+/* Mosquitto ticks once per loop: under load, thousands of times a second.
+ * Go is called when it has asked for it (tmq_wake: a notice, a kick, log
+ * lines) and otherwise every 100 ms (sweeps). */
+static int tmq_woken = 1;
+static struct timespec tmq_last_tick;
+
+void tmq_wake(void) { __atomic_store_n(&tmq_woken, 1, __ATOMIC_RELEASE); }
+
+static int cb_tick(int event, void *data, void *userdata) {
+	(void)event; (void)data; (void)userdata;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	long ms = (now.tv_sec - tmq_last_tick.tv_sec) * 1000 + (now.tv_nsec - tmq_last_tick.tv_nsec) / 1000000;
+	if (!__atomic_exchange_n(&tmq_woken, 0, __ATOMIC_ACQ_REL) && ms < 100) {
+		return TMQ_ERR_SUCCESS;
+	}
+	tmq_last_tick = now;
+	goTick();
+	return TMQ_ERR_SUCCESS;
+}
 static int cb_disconnect(int event, void *data, void *userdata) { (void)event; (void)userdata; goDisconnect(data); return TMQ_ERR_SUCCESS; }
 
 int tmq_register(mosquitto_plugin_id_t *id, int control) {
@@ -129,4 +94,19 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count) {
 	(void)userdata; (void)options; (void)option_count;
 	return goPluginCleanup();
+}
+
+/* tmq_bench_acl runs n ACL checks of one client, access and topic as
+ * Mosquitto makes them (C into Go and back), for main_test.go. */
+int tmq_bench_acl(struct mosquitto *client, int access, const char *topic, int n) {
+	struct tmq_evt_acl_check ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.client = client;
+	ev.topic = topic;
+	ev.access = access;
+	int allowed = 0;
+	for (int i = 0; i < n; i++) {
+		allowed += cb_acl_check(TMQ_EVT_ACL_CHECK, &ev, NULL) == TMQ_ERR_SUCCESS;
+	}
+	return allowed;
 }

@@ -161,8 +161,8 @@ TMQ_WEAK int mosquitto_broker_publish_copy(const char *clientid, const char *top
 TMQ_WEAK int mosquitto_property_add_string_pair(mosquitto_property **proplist, int identifier, const char *name, const char *value);
 
 /* shim.c */
-#define TMQ_ACL_CACHEABLE 0x10000 /* goACLCheck's flag: the decision may be cached */
-void tmq_rights_changed(void);
+void tmq_wake(void);
+int tmq_bench_acl(struct mosquitto *client, int access, const char *topic, int n);
 int tmq_register(mosquitto_plugin_id_t *id, int control);
 void tmq_unregister(mosquitto_plugin_id_t *id, int control);
 void tmq_log(int level, const char *msg);
