@@ -13,6 +13,7 @@
 package mosqauth
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -103,6 +104,10 @@ type Plugin struct {
 	// and a Will are checked against the rights it last held.
 	gone map[string]*conn
 
+	// slowUntil: the token service did not answer in time; until then a
+	// CONNECT waits for it failFast at most (Mosquitto's thread only).
+	slowUntil time.Time
+
 	mu      sync.Mutex
 	pending []action // queued by goroutines, carried out in Tick
 	ticks   uint64
@@ -134,6 +139,13 @@ type action struct {
 	notice tokenauth.Notice
 	after  uint64 // tick number before which it waits
 }
+
+// A token service that did not answer within the query timeout gets
+// failFast per CONNECT for slowFor.
+const (
+	failFast = 2 * time.Millisecond
+	slowFor  = 5 * time.Second
+)
 
 // New starts the plugin: the core over the token service's HTTP API (its
 // cache, single-flight, stale grace and revocation feed).
@@ -211,12 +223,27 @@ func (p *Plugin) connect(r Ref, in ConnInfo, req tokenauth.ConnectRequest) Resul
 	}
 	c := &conn{p: p, ref: r, clientID: in.ClientID, v5: in.ProtocolVersion >= 5, persistent: !in.CleanStart}
 	// On Mosquitto's thread: a cached answer costs microseconds, and a
-	// lookup the cache must make waits at most the query timeout for each
-	// token of the CONNECT (one, or two in the R|…|W|… form).
+	// lookup the cache must make waits at most the query timeout. After a
+	// token service that did not answer in time, CONNECTs that need it are
+	// given failFast only, for slowFor: one stuck token service holds
+	// Mosquitto's loop for one query timeout, not one per CONNECT.
+	start := time.Now()
+	budget := p.opts.Cache.QueryTimeout
+	if start.Before(p.slowUntil) {
+		budget = failFast
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	req.Ctx = ctx
 	s, ref := p.auth.Connect(req, c)
+	cancel()
 	p.flushLog()
 	if ref != nil {
 		if ref.Code == tokenauth.ReasonUnavailable {
+			if budget > failFast && time.Since(start) >= budget/2 {
+				p.slowUntil = time.Now().Add(slowFor)
+				p.log.Warn("token service slow: CONNECTs that need it are refused at once for a while", "for", slowFor, "query_timeout", budget)
+				p.flushLog()
+			}
 			return Drop // no CONNACK: the client retries, as it would after 0x88 / 3
 		}
 		return Deny

@@ -1,6 +1,7 @@
 package mosqauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -364,5 +365,55 @@ func TestLogQueueBounded(t *testing.T) {
 	}
 	if q.take() != nil {
 		t.Fatal("lines left after take")
+	}
+}
+
+// stuckValidator is a token service that accepts and never answers.
+type stuckValidator struct{}
+
+func (stuckValidator) Validate(ctx context.Context, _, _ string) (token.Grant, error) {
+	<-ctx.Done()
+	return token.Grant{}, ctx.Err()
+}
+
+// A stuck token service holds Mosquitto's loop for one query timeout, then
+// CONNECTs that need it are refused at once for a while; cached tokens
+// still get in.
+func TestStuckTokenServiceFailsFast(t *testing.T) {
+	svc := tokentest.NewService(t, time.Time{}, token.ServiceConfig{Now: time.Now})
+	o := Options{InstanceID: "inst-a", AllowPlain: true}
+	o.Cache.QueryTimeout = 300 * time.Millisecond
+	b := &fakeBroker{ids: map[Ref]string{}}
+	p, err := NewWith(o, b, stuckValidator{}, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	tok, _, err := svc.Apply(t.Context(), token.ApplyRequest{InstanceID: "inst-a", AccessKeyID: "AK1", Resources: []string{"a"},
+		Actions: token.ActionReadWrite, ExpireTime: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(id string) ConnInfo {
+		return ConnInfo{ClientID: id, Password: []byte(tok), HasPassword: true, ProtocolVersion: 4}
+	}
+	start := time.Now()
+	if got := p.BasicAuth(1, in("first")); got != Drop {
+		t.Fatalf("first CONNECT: %v, want Drop", got)
+	}
+	first := time.Since(start)
+	start = time.Now()
+	for i := range 10 {
+		if got := p.BasicAuth(Ref(2+i), in(fmt.Sprint("next-", i))); got != Drop {
+			t.Fatalf("CONNECT %d: %v, want Drop", i, got)
+		}
+	}
+	next := time.Since(start)
+	t.Logf("first CONNECT held the loop %v; the next ten %v together", first.Round(time.Millisecond), next.Round(time.Millisecond))
+	if first < 250*time.Millisecond || next > first {
+		t.Fatalf("first %v (want about the query timeout), next ten %v (want far less)", first, next)
+	}
+	if !strings.Contains(strings.Join(b.lines, "\n"), "token service slow") {
+		t.Fatalf("no log line about the slow token service:\n%s", strings.Join(b.lines, "\n"))
 	}
 }

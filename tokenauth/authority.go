@@ -151,6 +151,9 @@ type ConnectRequest struct {
 	// password.
 	AuthMethod string
 	AuthData   []byte
+	// Ctx, if set, bounds the token service calls this CONNECT makes (the
+	// cache's query timeout bounds each anyway).
+	Ctx context.Context
 	// WillTopic is the Will's topic, if the CONNECT has one (HasWill).
 	HasWill   bool
 	WillTopic string
@@ -206,7 +209,11 @@ func (a *Authority) connect(req ConnectRequest, client Client) (*Session, *Refus
 	if err != nil {
 		return nil, &Refusal{Code: ReasonBadCredentials, Reason: "malformed_credentials", Err: err}
 	}
-	hs, ref := Authenticate(context.Background(), a.cache, a.cfg.InstanceID, req.ClientID, creds) // a miss's call is bounded by QueryTimeout
+	ctx := req.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	hs, ref := Authenticate(ctx, a.cache, a.cfg.InstanceID, req.ClientID, creds) // a miss's call is bounded by QueryTimeout
 	if ref != nil {
 		return nil, ref
 	}

@@ -261,15 +261,29 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, tok string) (*cacheEntry,
 	c.flights[k] = f
 	c.mu.Unlock()
 
-	f.e, f.err = c.call(tok)
-	if f.err == nil {
-		c.lru.Add(k, f.e)
+	run := func() {
+		f.e, f.err = c.call(tok)
+		if f.err == nil {
+			c.lru.Add(k, f.e)
+		}
+		c.mu.Lock()
+		delete(c.flights, k)
+		c.mu.Unlock()
+		close(f.done)
 	}
-	c.mu.Lock()
-	delete(c.flights, k)
-	c.mu.Unlock()
-	close(f.done)
-	return f.e, f.err
+	if ctx.Done() == nil { // no deadline of the caller's own: make the call here
+		run()
+		return f.e, f.err
+	}
+	// The caller may give up before the call's own timeout: the call goes
+	// on (others may join it, and its answer fills the cache).
+	go run()
+	select {
+	case <-f.done:
+		return f.e, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
 }
 
 // call makes one validation call, bounded by QueryTimeout and independent

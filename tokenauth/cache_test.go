@@ -209,3 +209,24 @@ func TestCachePurgeExpired(t *testing.T) {
 		t.Fatalf("the live entry: %v", err)
 	}
 }
+
+// A caller whose context ends gives up on a slow call; the call goes on and
+// its answer is cached for the next lookup.
+func TestCacheCallerDeadlineLeavesTheCallRunning(t *testing.T) {
+	v := &fakeValidator{grants: map[string]token.Grant{}, release: make(chan struct{})}
+	c, clk := newTestCache(t, v)
+	v.grants["tok"] = grantFor(1, clk.Now().Add(time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.Lookup(ctx, "tok"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("lookup past its deadline: %v, want ErrUnavailable", err)
+	}
+	close(v.release)
+	testkit.WaitFor(t, 2*time.Second, "the call's answer in the cache", func() bool {
+		_, ok := c.lru.Peek(keyOf("tok"))
+		return ok
+	})
+	if g, err := c.Lookup(context.Background(), "tok"); err != nil || g == nil || v.calls.Load() != 1 {
+		t.Fatalf("lookup after the call ended: %v, %d calls, want the cached answer and 1 call", err, v.calls.Load())
+	}
+}
