@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/tokenmq/tokenmq/internal/mosqtest"
 )
 
 // SPEC §3.5 outages, for Mosquitto + plugin: with the token service
@@ -89,4 +92,30 @@ func TestMosquittoPluginStuckTokenService(t *testing.T) {
 	e.px.setCut(true) // drop the hung connections
 	e.px.setCut(false)
 	mustConnect5(t, e.mqtt, "unstuck", "d", unseen)
+}
+
+// A plugin configuration that cannot work stops Mosquitto at start with a
+// line saying why, never a broker that admits nobody or everybody.
+func TestMosquittoPluginRefusesBadConfig(t *testing.T) {
+	needMosquittoPlugin(t)
+	so, _ := mosqtest.Plugin()
+	for name, tc := range map[string]struct {
+		opts           map[string]string
+		prelude, extra string
+		want           string
+	}{
+		"no token service": {map[string]string{"instance_id": "x"}, "", "", "plugin_opt_token_service (or TOKENMQ_TOKEN_SERVICE) is required"},
+		"no key":           {map[string]string{"token_service": "http://127.0.0.1:9"}, "", "", "plugin_opt_access_key_id and plugin_opt_access_key_secret"},
+		"unknown option":   {map[string]string{"token_service": "http://127.0.0.1:9", "access_key_id": "A", "access_key_secret": "B", "tokn_service": "x"}, "", "", "unknown option plugin_opt_tokn_service"},
+		"loaded per listener": {map[string]string{"token_service": "http://127.0.0.1:9", "access_key_id": "A", "access_key_secret": "B"},
+			"per_listener_settings true\n", "listener 0 " + t.TempDir() + "/second.sock\nplugin " + so + "\nplugin_opt_token_service http://127.0.0.1:9\nplugin_opt_access_key_id A\nplugin_opt_access_key_secret B\n",
+			"the plugin is loaded twice"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := mosqtest.Start(mosqtest.Options{PluginOptions: tc.opts, Prelude: tc.prelude, Extra: tc.extra, Dir: t.TempDir()})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("mosquitto started, or failed otherwise: %v\nwant a line with %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -46,6 +46,13 @@ var (
 
 //export goPluginInit
 func goPluginInit(id unsafe.Pointer, opts *C.struct_mosquitto_opt, n C.int) C.int {
+	if plugin != nil {
+		// per_listener_settings true loads a plugin once per listener; and
+		// Mosquitto 2.0.11 then never sends the tick that carries out
+		// kicks and notices. One instance, for every listener.
+		logLine(slog.LevelError, "the plugin is loaded twice (per_listener_settings true?): load it once, with per_listener_settings false")
+		return C.TMQ_ERR_INVAL
+	}
 	options := map[string]string{}
 	for _, o := range unsafe.Slice(opts, int(n)) {
 		options[C.GoString(o.key)] = C.GoString(o.value)

@@ -83,8 +83,9 @@ type Options struct {
 	PluginOptions map[string]string
 	// Env is added to mosquitto's environment.
 	Env []string
-	// Extra is appended to mosquitto.conf.
-	Extra string
+	// Prelude comes first in mosquitto.conf (per_listener_settings must),
+	// Extra last.
+	Prelude, Extra string
 	// Dir holds mosquitto.conf (and persistence, if Extra turns it on);
 	// default a new temporary directory.
 	Dir string
@@ -139,6 +140,7 @@ func Start(o Options) (*Broker, error) {
 			return nil, err
 		}
 		var conf strings.Builder
+		conf.WriteString(o.Prelude)
 		fmt.Fprintf(&conf, "listener %d 127.0.0.1\nplugin %s\n", port, so)
 		for k, v := range o.PluginOptions {
 			fmt.Fprintf(&conf, "plugin_opt_%s %s\n", k, v)
