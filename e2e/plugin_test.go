@@ -9,6 +9,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/tokenmq/tokenmq/internal/mosqtest"
+	"github.com/tokenmq/tokenmq/internal/testkit"
 )
 
 // SPEC §3.5 outages, for Mosquitto + plugin: with the token service
@@ -88,10 +89,23 @@ func TestMosquittoPluginStuckTokenService(t *testing.T) {
 		t.Fatalf("connected client's publish after the stuck CONNECT: 0x%02x", c)
 	}
 	dev.waitMessage("dev/x", 5*time.Second)
+	// For a while after, CONNECTs that need the token service are refused
+	// at once instead of holding the loop again.
+	other := e.apply("dev/#", "R,W", time.Hour)
+	start = time.Now()
+	if _, code := connect5(t, e.mqtt, "stuck-again", "d", other); code != noConnack {
+		t.Fatalf("second uncached CONNECT while the token service hangs: 0x%02x, want the socket closed", code)
+	}
+	if again := time.Since(start); again >= waited {
+		t.Fatalf("the second uncached CONNECT waited %v, as long as the first (%v)", again, waited)
+	}
 	e.px.setHang(false)
 	e.px.setCut(true) // drop the hung connections
 	e.px.setCut(false)
-	mustConnect5(t, e.mqtt, "unstuck", "d", unseen)
+	testkit.WaitFor(t, 10*time.Second, "the token service to admit again", func() bool {
+		c, _ := connect5(t, e.mqtt, "unstuck", "d", unseen)
+		return c != nil
+	})
 }
 
 // A plugin configuration that cannot work stops Mosquitto at start with a
