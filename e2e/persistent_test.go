@@ -197,16 +197,17 @@ func testResumeWithForeignTokenGetsNothing(t *testing.T, e *env) {
 	for _, v := range []int{4, 5} {
 		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
 			id := fmt.Sprint("pump-v", v)
-			owner := connectSession(t, v, e.mqtt, id, e.apply("secret/#", "R", time.Hour))
-			if code := owner.subscribe("secret/#", 1); code != 1 {
+			sec := fmt.Sprint("secret-v", v) // each version its own topics: the env (and its retained messages) is shared
+			owner := connectSession(t, v, e.mqtt, id, e.apply(sec+"/#", "R", time.Hour))
+			if code := owner.subscribe(sec+"/#", 1); code != 1 {
 				t.Fatalf("SUBACK 0x%02x", code)
 			}
 			owner.close()
-			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("secret/#,public/#", "W", time.Hour))
+			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply(sec+"/#,public/#", "W", time.Hour))
 			for i := range 3 {
-				pub.publish("secret/x", 1, false, fmt.Sprint("secret ", i))
+				pub.publish(sec+"/x", 1, false, fmt.Sprint("secret ", i))
 			}
-			pub.publish("secret/retained", 1, true, "secret retained")
+			pub.publish(sec+"/retained", 1, true, "secret retained")
 			pub.routed("public/nobody") // all four met the offline session
 			before := e.droppedOnResume()
 
@@ -218,7 +219,7 @@ func testResumeWithForeignTokenGetsNothing(t *testing.T, e *env) {
 			if v == 4 {
 				denied = 0x80
 			}
-			if code := thief.subscribe("secret/#", 1); code != denied {
+			if code := thief.subscribe(sec+"/#", 1); code != denied {
 				t.Fatalf("thief SUBACK 0x%02x, want 0x%02x", code, denied)
 			}
 			if code := thief.subscribe("public/#", 1); code != 1 {
@@ -243,7 +244,8 @@ func testTakeoverGetsNoInflight(t *testing.T, e *env) {
 	for _, v := range []int{4, 5} {
 		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
 			id := fmt.Sprint("valve-v", v)
-			ownerTok := e.apply("secret/#", "R", time.Hour)
+			sec := fmt.Sprint("secret-v", v) // each version its own topics: the env is shared
+			ownerTok := e.apply(sec+"/#", "R", time.Hour)
 			var owner5 *client5
 			var owner3 *client3
 			if v == 5 {
@@ -251,19 +253,19 @@ func testTakeoverGetsNoInflight(t *testing.T, e *env) {
 					one := uint16(1)
 					c.Properties.ReceiveMaximum = &one
 				})
-				owner5.subscribe("secret/#", 1)
+				owner5.subscribe(sec+"/#", 1)
 			} else {
 				owner3, _ = connect3NoAck(t, e.mqtt, id, "d", ownerTok)
-				owner3.subscribe("secret/#", 1)
+				owner3.subscribe(sec+"/#", 1)
 			}
-			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply("secret/#,public/#", "W", time.Hour))
+			pub := mustConnect5(t, e.mqtt, "pub", "d", e.apply(sec+"/#,public/#", "W", time.Hour))
 			for i := range 5 {
-				pub.publish("secret/x", 1, false, fmt.Sprint("secret ", i))
+				pub.publish(sec+"/x", 1, false, fmt.Sprint("secret ", i))
 			}
 			if v == 5 {
-				waitPayloads(t, owner5, "secret/", 1) // one sent, four waiting for the Receive Maximum
+				waitPayloads(t, owner5, sec+"/", 1) // one sent, four waiting for the Receive Maximum
 			} else {
-				waitPayloads(t, owner3, "secret/", 5) // all sent, none acknowledged
+				waitPayloads(t, owner3, sec+"/", 5) // all sent, none acknowledged
 			}
 			thief := connectSession(t, v, e.mqtt, id, e.apply("public/#", "R", time.Hour))
 			if code := thief.subscribe("public/#", 1); code != 1 {
