@@ -54,7 +54,7 @@ var (
 func scenarios() []scenario {
 	return []scenario{
 		// Every scenario runs on fresh target processes (see Main).
-		{name: "idle-clients-rss", unit: "KiB", better: "lower", targets: []string{"tokenmq", "mochi-allow-all", "mosquitto"}, once: true,
+		{name: "idle-clients-rss", unit: "KiB", better: "lower", targets: []string{"tokenmq", "mochi-allow-all", "mosquitto", "mosquitto-plugin"}, once: true,
 			prepare: func(t *target, o *options) (any, error) {
 				return t.issue(o.idle, []string{"bench/idle/#"}, "R", "idle")
 			},

@@ -27,7 +27,7 @@ import (
 
 // env is an in-process tokenmq (role all) on 127.0.0.1:0 listeners.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *broker.Server
 	api    *api.Client
 	mqtt   string // host:port of MQTT over TCP
@@ -50,7 +50,7 @@ func withNotice(d time.Duration) envOption {
 	return func(c *config.Config) { c.Broker.ExpireNotice = d }
 }
 
-func startEnv(t *testing.T, opts ...envOption) *env {
+func startEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -85,7 +85,7 @@ func (e *env) apply(resources, actions string, ttl time.Duration) string {
 	return applyWith(e.t, e.api, resources, actions, ttl)
 }
 
-func applyWith(t *testing.T, c *api.Client, resources, actions string, ttl time.Duration) string {
+func applyWith(t testing.TB, c *api.Client, resources, actions string, ttl time.Duration) string {
 	t.Helper()
 	r, err := c.ApplyToken(context.Background(), api.ApplyTokenRequest{
 		InstanceID: "mqtt-local", Resources: strings.Split(resources, ","), Actions: actions, ExpireTime: time.Now().Add(ttl)})
