@@ -81,10 +81,7 @@ func (p *proxy) setCut(cut bool) {
 	defer p.mu.Unlock()
 	p.cut = cut
 	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		p.conns = map[net.Conn]struct{}{}
+		p.closeAllLocked()
 	}
 }
 
@@ -95,11 +92,16 @@ func (p *proxy) setHang(hang bool) {
 	defer p.mu.Unlock()
 	p.hang = hang
 	if hang {
-		for c := range p.conns {
-			c.Close()
-		}
-		p.conns = map[net.Conn]struct{}{}
+		p.closeAllLocked()
 	}
+}
+
+// closeAllLocked closes every connection through the proxy; p.mu is held.
+func (p *proxy) closeAllLocked() {
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
 }
 
 func (p *proxy) retarget(target string) { p.mu.Lock(); p.target = target; p.mu.Unlock() }
