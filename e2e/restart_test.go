@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -120,19 +119,8 @@ func TestDamagedStateFileRefused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broker-state.db"), bytes.Repeat([]byte("not a bbolt file "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", dir)
-	cmd.Env = append(os.Environ(), "TOKENMQ_ACCESS_KEY_ID="+adminID, "TOKENMQ_ACCESS_KEY_SECRET="+adminSecret)
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("tokenmq serve did not exit on a damaged state file")
-	}
-	if err == nil || strings.Contains(string(out), "panic") || !strings.Contains(string(out), "broker state file is damaged") {
-		t.Fatalf("exit %v, output:\n%s", err, out)
+	out, failed := runTokenmq(t, 20*time.Second, "serve", "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", dir)
+	if !failed || strings.Contains(out, "panic") || !strings.Contains(out, "broker state file is damaged") {
+		t.Fatalf("exited cleanly: %v, output:\n%s", !failed, out)
 	}
 }

@@ -23,8 +23,6 @@ type logLine struct {
 // maxQueuedLines bounds the log lines waiting for a tick.
 const maxQueuedLines = 10000
 
-func newLineQueue() *lineQueue { return &lineQueue{wake: func() {}} }
-
 // Write takes one line of slog's text handler.
 func (q *lineQueue) Write(b []byte) (int, error) {
 	level := slog.LevelInfo

@@ -83,8 +83,7 @@ type ConnInfo struct {
 	Username, Password []byte
 	HasPassword        bool
 	Remote             string
-	ProtocolVersion    int  // 3, 4 or 5
-	CleanStart         bool // clean session (3.1.1) or clean start (5)
+	ProtocolVersion    int // 3, 4 or 5
 }
 
 // Plugin is the adapter: one per Mosquitto process.
@@ -117,12 +116,10 @@ type Plugin struct {
 // conn is one connection: its core session and the client ID Mosquitto
 // knows it by. It is the core's tokenauth.Client.
 type conn struct {
-	p          *Plugin
-	ref        Ref
-	clientID   string
-	v5         bool
-	persistent bool
-	session    *tokenauth.Session
+	p        *Plugin
+	ref      Ref
+	clientID string
+	session  *tokenauth.Session
 }
 
 type actionKind int
@@ -186,9 +183,6 @@ func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.Rev
 	return p, nil
 }
 
-// Authority is the plugin's core, for tests.
-func (p *Plugin) Authority() *tokenauth.Authority { return p.auth }
-
 // Close stops the core (the revocation feed, the timers' effects).
 func (p *Plugin) Close() {
 	p.auth.Close()
@@ -221,7 +215,7 @@ func (p *Plugin) connect(r Ref, in ConnInfo, req tokenauth.ConnectRequest) Resul
 	if len(req.Password) == 0 {
 		req.HasPassword = false // an empty password is no password (SPEC §3.1: bad credentials)
 	}
-	c := &conn{p: p, ref: r, clientID: in.ClientID, v5: in.ProtocolVersion >= 5, persistent: !in.CleanStart}
+	c := &conn{p: p, ref: r, clientID: in.ClientID}
 	// On Mosquitto's thread: a cached answer costs microseconds, and a
 	// lookup the cache must make waits at most the query timeout. After a
 	// token service that did not answer in time, CONNECTs that need it are

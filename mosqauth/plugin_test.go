@@ -96,13 +96,13 @@ func (r *rig) apply(resources string, actions token.Actions, ttl time.Duration) 
 }
 
 // connect authenticates a v3.1.1 client with the plain form.
-func (r *rig) connect(ref Ref, clientID, tok string, clean bool) Result {
+func (r *rig) connect(ref Ref, clientID, tok string) Result {
 	r.t.Helper()
 	r.b.mu.Lock()
 	r.b.ids[ref] = clientID
 	r.b.mu.Unlock()
 	res := r.p.BasicAuth(ref, ConnInfo{ClientID: clientID, Username: []byte("d"), Password: []byte(tok), HasPassword: true,
-		ProtocolVersion: 4, CleanStart: clean})
+		ProtocolVersion: 4})
 	r.p.Tick() // the CONNACK is out: the session's timers start
 	return res
 }
@@ -127,10 +127,10 @@ func (r *rig) waitEvent(want string) []string {
 func TestConnectAndACL(t *testing.T) {
 	r := newRig(t, nil)
 	tok, _ := r.apply("dev/+/cmd,dev/all/#", token.ActionReadWrite, time.Hour)
-	if got := r.connect(1, "d1", tok, true); got != Allow {
+	if got := r.connect(1, "d1", tok); got != Allow {
 		t.Fatalf("valid token: %v", got)
 	}
-	if got := r.connect(2, "d2", "not-a-token", true); got != Deny {
+	if got := r.connect(2, "d2", "not-a-token"); got != Deny {
 		t.Fatalf("garbage token: %v, want Deny (0x87 / 5)", got)
 	}
 	for _, tc := range []struct {
@@ -159,7 +159,7 @@ func TestConnectAndACL(t *testing.T) {
 func TestGoneSessionFollowsItsToken(t *testing.T) {
 	r := newRig(t, nil)
 	tok, id := r.apply("fleet/#", token.ActionReadWrite, time.Hour)
-	r.connect(1, "sub", tok, false)
+	r.connect(1, "sub", tok)
 	r.p.Disconnect(1)
 	if got := r.p.ACLCheck(1, Read, "fleet/a"); got != Allow {
 		t.Fatalf("offline delivery under a valid token: %v", got)
@@ -191,7 +191,7 @@ func TestGoneSessionFollowsItsToken(t *testing.T) {
 func TestRevocationNoticeThenKick(t *testing.T) {
 	r := newRig(t, nil)
 	tok, _ := r.apply("dev/#", token.ActionReadWrite, time.Hour)
-	r.connect(1, "dev", tok, true)
+	r.connect(1, "dev", tok)
 	if _, err := r.svc.Revoke(r.t.Context(), "inst-a", tok); err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +216,8 @@ func TestKickSparesTheConnectionThatTookOver(t *testing.T) {
 	r := newRig(t, nil)
 	old, _ := r.apply("dev/#", token.ActionReadWrite, time.Hour)
 	fresh, _ := r.apply("dev/#", token.ActionReadWrite, time.Hour)
-	r.connect(1, "dev", old, false)
-	r.connect(2, "dev", fresh, false) // takes the client ID over; Mosquitto disconnects 1 next
+	r.connect(1, "dev", old)
+	r.connect(2, "dev", fresh) // takes the client ID over; Mosquitto disconnects 1 next
 	r.p.Disconnect(1)
 	if _, err := r.svc.Revoke(r.t.Context(), "inst-a", old); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestKickSparesTheConnectionThatTookOver(t *testing.T) {
 func TestExpiryNoticeAndKick(t *testing.T) {
 	r := newRig(t, func(o *Options) { o.ExpireNotice = 300 * time.Millisecond })
 	tok, _ := r.apply("dev/#", token.ActionReadWrite, 600*time.Millisecond)
-	r.connect(1, "dev", tok, true)
+	r.connect(1, "dev", tok)
 	seen := r.waitEvent("publish dev $SYS/tokenExpireNotice")
 	if strings.Contains(strings.Join(seen, "\n"), "kick") {
 		t.Fatalf("kicked before the expiry notice: %q", seen)
@@ -257,7 +257,7 @@ func TestControlRenewal(t *testing.T) {
 	r := newRig(t, nil)
 	first, _ := r.apply("a/#", token.ActionReadWrite, time.Hour)
 	narrower, _ := r.apply("a/x", token.ActionRead, time.Hour)
-	r.connect(1, "dev", first, true)
+	r.connect(1, "dev", first)
 	if got := r.p.Control(1, ControlTopic, fmt.Appendf(nil, `{"token":%q,"type":"R"}`, narrower)); got != Allow {
 		t.Fatalf("renewal: %v", got)
 	}
@@ -284,7 +284,7 @@ func TestExtAuth(t *testing.T) {
 	r := newRig(t, nil)
 	first, _ := r.apply("a/#", token.ActionReadWrite, time.Hour)
 	second, _ := r.apply("b/#", token.ActionReadWrite, time.Hour)
-	in := ConnInfo{ClientID: "dev", ProtocolVersion: 5, CleanStart: true}
+	in := ConnInfo{ClientID: "dev", ProtocolVersion: 5}
 	r.b.ids[1] = "dev"
 	if got := r.p.ExtAuth(1, in, "SCRAM-SHA-1", nil); got != Defer {
 		t.Fatalf("another method: %v, want Defer (0x8C)", got)
@@ -310,7 +310,7 @@ func TestUnavailableTokenServiceDropsTheConnect(t *testing.T) {
 	tok, _ := r.apply("a/#", token.ActionReadWrite, time.Hour)
 	r.svc.Store.Close() // every lookup fails from now on
 	start := time.Now()
-	if got := r.connect(1, "dev", tok, true); got != Drop {
+	if got := r.connect(1, "dev", tok); got != Drop {
 		t.Fatalf("token service failing: %v, want Drop (no CONNACK)", got)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -355,7 +355,7 @@ func TestParseOptions(t *testing.T) {
 }
 
 func TestLogQueueBounded(t *testing.T) {
-	q := newLineQueue()
+	q := &lineQueue{wake: func() {}}
 	for range maxQueuedLines + 5 {
 		q.Write([]byte("level=WARN msg=x\n"))
 	}

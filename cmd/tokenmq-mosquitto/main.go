@@ -165,7 +165,7 @@ func goTick() {
 func ref(c *C.struct_mosquitto) mosqauth.Ref { return mosqauth.Ref(uintptr(unsafe.Pointer(c))) }
 
 func connInfo(c *C.struct_mosquitto) mosqauth.ConnInfo {
-	in := mosqauth.ConnInfo{ProtocolVersion: int(C.mosquitto_client_protocol_version(c)), CleanStart: bool(C.mosquitto_client_clean_session(c))}
+	in := mosqauth.ConnInfo{ProtocolVersion: int(C.mosquitto_client_protocol_version(c))}
 	if id := C.mosquitto_client_id(c); id != nil {
 		in.ClientID = C.GoString(id)
 	}

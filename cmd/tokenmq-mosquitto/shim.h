@@ -148,11 +148,8 @@ typedef int (*MOSQ_FUNC_generic_callback)(int, void *, void *);
 #define TMQ_WEAK __attribute__((weak))
 TMQ_WEAK int mosquitto_callback_register(mosquitto_plugin_id_t *identifier, int event, MOSQ_FUNC_generic_callback cb_func, const void *event_data, void *userdata);
 TMQ_WEAK int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event, MOSQ_FUNC_generic_callback cb_func, const void *event_data);
-TMQ_WEAK void *mosquitto_malloc(size_t size);
-TMQ_WEAK void mosquitto_free(void *mem);
 TMQ_WEAK void mosquitto_log_printf(int level, const char *fmt, ...);
 TMQ_WEAK const char *mosquitto_client_address(const struct mosquitto *client);
-TMQ_WEAK bool mosquitto_client_clean_session(const struct mosquitto *client);
 TMQ_WEAK const char *mosquitto_client_id(const struct mosquitto *client);
 TMQ_WEAK int mosquitto_client_protocol_version(const struct mosquitto *client);
 TMQ_WEAK const char *mosquitto_client_username(const struct mosquitto *client);
