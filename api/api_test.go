@@ -403,7 +403,9 @@ func TestSharedReplayAndRateAcrossReplicas(t *testing.T) {
 		c.RateLimits = RateLimits{ApplyToken: 2}
 	}
 	a := newHarness(t, opts)
-	b := newHarness(t, opts)
+	// B reads A's clock: two clocks started a moment apart may sit in
+	// different one-second windows.
+	b := newHarness(t, opts, func(c *Config) { c.Now = a.clock.Now })
 	b.clock = a.clock
 	ps := a.signed(http.MethodPost, adminID, adminSecret, "ApplyToken", applyParams(a, nil))
 	if status, body := a.do(http.MethodPost, ps); status != 200 {

@@ -103,10 +103,38 @@ type connKey struct {
 // requests. NATS has no way to send one connection a message, and no
 // in-session renewal, so Notify and Restrict do nothing.
 type conn struct {
-	c       *Callout
-	key     connKey
-	since   time.Time
-	session *tokenauth.Session
+	c     *Callout
+	key   connKey
+	since time.Time
+
+	mu      sync.Mutex
+	session *tokenauth.Session // set once the Authority admitted it
+	ended   bool               // end was called (perhaps before session was set)
+}
+
+// follow attaches the connection's session; one that ended meanwhile (its
+// DISCONNECT advisory came first) ends the session at once.
+func (k *conn) follow(s *tokenauth.Session) {
+	k.mu.Lock()
+	ended := k.ended
+	if !ended {
+		k.session = s
+	}
+	k.mu.Unlock()
+	if ended {
+		s.End()
+	}
+}
+
+// end ends the connection's session, now or when it is attached.
+func (k *conn) end() {
+	k.mu.Lock()
+	k.ended = true
+	s := k.session
+	k.mu.Unlock()
+	if s != nil {
+		s.End()
+	}
 }
 
 func (k *conn) Notify(tokenauth.Notice)          {}
@@ -227,7 +255,7 @@ func (c *Callout) Close() {
 	}
 	c.mu.Lock()
 	for _, k := range c.conns {
-		k.session.End()
+		k.end()
 	}
 	c.conns = map[connKey]*conn{}
 	c.mu.Unlock()
@@ -314,7 +342,7 @@ func (c *Callout) answer(m *nats.Msg) {
 		refuse(ref.Reason) // logged by the Authority
 		return
 	}
-	k.session = s
+	k.follow(s)
 	read, write := s.Resources()
 	p := Translate(read, write, c.levels.get())
 	if len(p.LeftOut) > 0 {

@@ -44,7 +44,7 @@ func (c *Callout) event(m *nats.Msg) {
 	key := connKey{ev.Server.ID, ev.Client.ID}
 	if strings.HasSuffix(m.Subject, ".DISCONNECT") {
 		if k := c.forget(key); k != nil {
-			k.session.End()
+			k.end()
 		}
 		return
 	}
@@ -87,7 +87,7 @@ func (c *Callout) adopt(key connKey, clientID, remote, user string) {
 	c.conns[key] = k
 	c.mu.Unlock()
 	c.adopted.Add(1)
-	k.session = c.cfg.Authority.Adopt(clientID, remote, form, ak, grants, k)
+	k.follow(c.cfg.Authority.Adopt(clientID, remote, form, ak, grants, k))
 }
 
 // connzResponse is nats-server's ServerAPIConnzResponse, what reconcile
@@ -189,7 +189,7 @@ func (c *Callout) reconcile() {
 	}
 	c.mu.Unlock()
 	for _, k := range gone {
-		k.session.End()
+		k.end()
 	}
 	c.log.Debug("nats reconcile done", "servers", len(seen), "followed", c.Connections(), "forgotten", len(gone))
 }
