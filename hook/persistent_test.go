@@ -474,7 +474,6 @@ func TestHeldPublishesKeepOrder(t *testing.T) {
 	r.subscribe(durable, "o/#")
 	watcher, ww := r.mustConnect("watcher", 5, "d", tok)
 	r.subscribe(watcher, "o/#")
-	go watcher.WriteLoop() // deliveries reach its wire in order
 	pub, pw := r.mustConnect("pub", 5, "d", tok)
 	for i := range 30 {
 		qos, id := byte(i%2), uint16(0) // QoS 0 and QoS 1 alternating

@@ -53,8 +53,6 @@ func newTestClient() (cl *Client, r net.Conn, w net.Conn) {
 	cl.Properties.Props.TopicAliasMaximum = 0
 	cl.Properties.Props.RequestResponseInfo = 0x1
 
-	go cl.WriteLoop()
-
 	return
 }
 
@@ -789,7 +787,8 @@ func TestClientWritePacketBuffer(t *testing.T) {
 	small := packets.TPacketData[packets.Publish].Get(packets.TPublishNoPayload).Packet
 	large := packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).Packet
 
-	cl.State.outbound <- small
+	cl.State.outbound.pending = append(cl.State.outbound.pending, small) // queued, no writer running
+	cl.State.outbound.queued.Store(1)
 
 	tt := []struct {
 		pks  []*packets.Packet
