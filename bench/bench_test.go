@@ -32,7 +32,7 @@ func TestBenchSmoke(t *testing.T) {
 	var out, log bytes.Buffer
 	profiles := t.TempDir()
 	code := Main(context.Background(), []string{"-rounds", "1", "-duration", "200ms", "-targets", "tokenmq,tokenmq-split,mochi-allow-all",
-		"-idle-clients", "50", "-revoke-clients", "20", "-profile-dir", profiles}, &out, &log)
+		"-idle-clients", "50", "-max-clients", "60", "-churn", "300ms", "-revoke-clients", "20", "-profile-dir", profiles}, &out, &log)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), log.String())
 	}
@@ -46,6 +46,15 @@ func TestBenchSmoke(t *testing.T) {
 		line, _, _ := strings.Cut(rest, "\n")
 		if !found || !strings.Contains(line, "received over 1 rounds") {
 			t.Errorf("no delivery summary %q… in:\n%s", want, out.String())
+		}
+	}
+	// The storm's note: every client in, and on tokenmq one validation per
+	// token (the cache is cold, every token new).
+	for _, want := range []string{"connect-storm, tokenmq: 60 clients in", "connect-storm, tokenmq-split: 60 clients in"} {
+		_, rest, found := strings.Cut(out.String(), want)
+		line, _, _ := strings.Cut(rest, "\n")
+		if !found || !strings.HasSuffix(line, ", 60 token validations") {
+			t.Errorf("no storm summary %q… with 60 token validations in:\n%s", want, out.String())
 		}
 	}
 	if !strings.Contains(out.String(), "server CPU per operation") {

@@ -38,13 +38,23 @@ func dial(addr, clientID, username, password string, timeout time.Duration) (*co
 	return dialSession(addr, clientID, username, password, timeout, true)
 }
 
+// dialLight is dial for a client that stays idle: small buffers, so that
+// thousands of them cost the bench process little.
+func dialLight(addr, clientID, username, password string, timeout time.Duration) (*conn, error) {
+	return dialWith(addr, clientID, username, password, timeout, true, 512)
+}
+
 // dialSession is dial with the session's CleanSession flag chosen.
 func dialSession(addr, clientID, username, password string, timeout time.Duration, clean bool) (*conn, error) {
+	return dialWith(addr, clientID, username, password, timeout, clean, 64<<10)
+}
+
+func dialWith(addr, clientID, username, password string, timeout time.Duration, clean bool, bufSize int) (*conn, error) {
 	nc, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, bufSize), w: bufio.NewWriterSize(nc, bufSize)}
 	nc.SetDeadline(time.Now().Add(timeout))
 	var body []byte
 	body = appendString(body, "MQTT")

@@ -33,7 +33,10 @@ type scenario struct {
 type options struct {
 	rounds   int
 	duration time.Duration
-	idle     int
+	idle     int           // idle clients and pre-CONNECT sockets
+	max      int           // clients of the -max and storm scenarios
+	users    int           // Mosquitto password-file users made for them
+	churn    time.Duration // connect-disconnect cycling before the churn scenario's idle clients
 	revoke   int
 	warm     map[string]float64 // connect-warm medians by target, to size connect-new
 }
@@ -47,6 +50,8 @@ var (
 	allTargets = []string{"tokenmq", "tokenmq-split", "mochi-allow-all", "mosquitto", "mosquitto-plugin"}
 	// persistentTargets: the durability scenario adds each broker's other
 	// way of keeping sessions.
+	// fleetTargets: the idle-fleet scenarios (memory, storm).
+	fleetTargets      = []string{"tokenmq", "mochi-allow-all", "mosquitto", "mosquitto-plugin"}
 	persistentTargets = []string{"tokenmq", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist"}
 	defaultTargets    = []string{"tokenmq", "tokenmq-split", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist", "mosquitto-plugin"}
 )
@@ -54,11 +59,29 @@ var (
 func scenarios() []scenario {
 	return []scenario{
 		// Every scenario runs on fresh target processes (see Main).
-		{name: "idle-clients-rss", unit: "KiB", better: "lower", targets: []string{"tokenmq", "mochi-allow-all", "mosquitto", "mosquitto-plugin"}, once: true,
+		{name: "idle-clients-rss", unit: "KiB/client", better: "lower", targets: fleetTargets, once: true,
 			prepare: func(t *target, o *options) (any, error) {
 				return t.issue(o.idle, []string{"bench/idle/#"}, "R", "idle")
 			},
-			round: func(t *target, o *options, p any) outcome { return memoryRound(t, p.([]cred)) }},
+			round: func(t *target, o *options, p any) outcome { return idleRound(t, p.([]cred), t.rssKiB()) }},
+		{name: "idle-clients-rss-churn", unit: "KiB/client", better: "lower", targets: fleetTargets, once: true,
+			prepare: func(t *target, o *options) (any, error) {
+				return t.issue(o.idle, []string{"bench/idle/#"}, "R", "idle")
+			},
+			round: func(t *target, o *options, p any) outcome { return churnRound(t, p.([]cred), o.churn) }},
+		{name: "idle-clients-rss-max", unit: "KiB/client", better: "lower", targets: fleetTargets, once: true,
+			prepare: func(t *target, o *options) (any, error) {
+				return t.issue(o.max, []string{"bench/idle/#"}, "R", "idle")
+			},
+			round: func(t *target, o *options, p any) outcome { return idleRound(t, p.([]cred), t.rssKiB()) }},
+		{name: "pre-connect-rss", unit: "KiB/socket", better: "lower", targets: fleetTargets, once: true,
+			prepare: func(*target, *options) (any, error) { return nil, nil },
+			round:   func(t *target, o *options, _ any) outcome { return preConnectRound(t, o.idle) }},
+		{name: "connect-storm", unit: "ms", better: "lower", targets: append([]string{"tokenmq-split"}, fleetTargets...), once: true,
+			prepare: func(t *target, o *options) (any, error) {
+				return t.issue(o.max, []string{"bench/idle/#"}, "R", "idle")
+			},
+			round: func(t *target, o *options, p any) outcome { return stormRound(t, p.([]cred)) }},
 		{name: "connect-warm", unit: "connects/s", better: "higher", targets: append(slices.Clone(allTargets), natsTargets...),
 			prepare: func(t *target, o *options) (any, error) {
 				creds, err := t.issue(32, []string{"bench/#"}, "R,W", "cw")
@@ -180,7 +203,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 3*time.Second, "length of one round")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all)")
 	targetList := fs.String("targets", strings.Join(defaultTargets, ","), "targets to start and measure")
-	idle := fs.Int("idle-clients", 10000, "idle clients for the memory scenario")
+	idle := fs.Int("idle-clients", 5000, "idle clients (and sockets without CONNECT) for the memory scenarios")
+	maxc := fs.Int("max-clients", maxClients(), "clients of idle-clients-rss-max and connect-storm (default: what the descriptor limit allows)")
+	churn := fs.Duration("churn", 10*time.Second, "connect-subscribe-disconnect cycling before idle-clients-rss-churn measures")
 	revoke := fs.Int("revoke-clients", 1000, "clients disconnected by one revocation")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	tokenmqConfig := fs.String("tokenmq-config", "", "YAML `file` for the tokenmq targets (addresses, roles and rate limits are the bench's)")
@@ -207,7 +232,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		os.Setenv("TOKENMQ_BENCH_PROFILE_DIR", abs)
 	}
-	o := &options{rounds: *rounds, duration: *duration, idle: *idle, revoke: *revoke, warm: map[string]float64{}}
+	o := &options{rounds: *rounds, duration: *duration, idle: *idle, max: *maxc, users: *idle, churn: *churn, revoke: *revoke, warm: map[string]float64{}}
+	if *only == "" || strings.Contains(*only, "-max") || strings.Contains(*only, "connect-storm") {
+		o.users = max(o.idle, o.max)
+	}
 	targets, err := startTargets(strings.Split(*targetList, ","), o, stderr)
 	defer func() {
 		for _, t := range targets {
@@ -281,7 +309,7 @@ func startTargets(names []string, o *options, log io.Writer) ([]*target, error) 
 				continue
 			}
 		case "mosquitto", "mosquitto-persist":
-			if t, err = startMosquitto(n, o.idle, n == "mosquitto-persist"); t == nil && err == nil {
+			if t, err = startMosquitto(n, o.users, n == "mosquitto-persist"); t == nil && err == nil {
 				fmt.Fprintln(log, "tokenmq-bench: mosquitto not installed (apt-get install mosquitto); skipping it")
 				continue
 			}

@@ -503,38 +503,6 @@ func revokeRound(t *target, n int) outcome {
 }
 
 // memoryRound: RSS growth of the broker process for n idle clients (KiB).
-func memoryRound(t *target, creds []cred) outcome {
-	before := t.rssKiB()
-	conns := make([]*conn, len(creds))
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	for i, c := range creds {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			conn, err := dial(t.mqtt, fmt.Sprintf("idle-%d", i), c.user, c.pass, 20*time.Second)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			conns[i] = conn
-		}()
-	}
-	wg.Wait()
-	time.Sleep(time.Second) // let the process settle; RSS is a reading, not an event
-	after := t.rssKiB()
-	for _, c := range conns {
-		if c != nil {
-			c.close()
-		}
-	}
-	return outcome{value: float64(after - before), failures: failed.Load(),
-		note: fmt.Sprintf("RSS %d MiB -> %d MiB", before>>10, after>>10)}
-}
-
 func joinNonEmpty(parts ...string) string {
 	var out []string
 	for _, p := range parts {

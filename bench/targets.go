@@ -451,20 +451,4 @@ func statTicks(b []byte) (int64, bool) {
 const clockTicks = 100
 
 // rssKiB reads the resident set size of the target's broker process.
-func (t *target) rssKiB() int64 {
-	if t.proc == nil || t.proc.cmd.Process == nil {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", t.proc.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
+func (t *target) rssKiB() int64 { return t.statusKiB("VmRSS:") }

@@ -37,7 +37,7 @@ func goroutinesSettle(t *testing.T, baseline, slack int) {
 // rawSubscribe sends an MQTT 3.1.1 SUBSCRIBE of one filter (bytes as given,
 // no client-side validation) and returns the SUBACK code, or closed=true if
 // the broker ended the connection instead.
-func rawSubscribe(t *testing.T, conn net.Conn, filter string) (code byte, closed bool) {
+func rawSubscribe(t testing.TB, conn net.Conn, filter string) (code byte, closed bool) {
 	t.Helper()
 	body := []byte{0, 1}
 	body = appendString(body, filter)
