@@ -26,6 +26,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/heapfloor"
 	"github.com/tokenmq/tokenmq/internal/mosqtest"
 	"github.com/tokenmq/tokenmq/internal/natstest"
 )
@@ -69,6 +70,9 @@ func serveChild(args []string, stdout io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// Both Go brokers run with tokenmq's heap floor (as `tokenmq serve`
+	// does), so that the ratios compare authentication, not GC pacing.
+	heapfloor.Keep(heapfloor.Default)
 	switch args[0] {
 	case "mochi":
 		s := mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: false})

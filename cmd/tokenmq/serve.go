@@ -19,6 +19,7 @@ import (
 	"github.com/tokenmq/tokenmq/api"
 	"github.com/tokenmq/tokenmq/broker"
 	"github.com/tokenmq/tokenmq/config"
+	"github.com/tokenmq/tokenmq/internal/heapfloor"
 )
 
 // shutdownTimeout bounds a graceful shutdown.
@@ -82,6 +83,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.AccessKeys = keys
 	}
+	heapfloor.Keep(heapfloor.Default) // GC pacing for small heaps (see the package)
 	srv, err := broker.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "tokenmq serve: %s\n", oneLine(err))

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -11,24 +12,32 @@ import (
 // drained; a larger one (grown by a burst) is released.
 const keptQueueCap = 16
 
+// writerLinger is how long a writer with nothing to write waits for more
+// before it ends: a client receiving a steady stream keeps its writer (a
+// wake-up costs less than a new goroutine), an idle one holds none.
+const writerLinger = time.Second
+
 // outQueue is a client's queue of pending outbound packets (tokenmq fork).
 // Upstream Mochi gives every client a channel of MaximumClientWritesPending
 // slots (64 KiB at 8,192) and a goroutine that waits on it for the life of
 // the connection. Here the queue grows with what is pending, and a writer
-// goroutine runs only while something is: an idle client holds neither a
-// queue buffer nor a second goroutine. Writes keep their order, the bound
-// and the drop when it is reached are unchanged.
+// goroutine runs while something is, and for writerLinger after: an idle
+// client holds neither a queue buffer nor a second goroutine. Writes keep
+// their order, the bound and the drop when it is reached are unchanged.
 type outQueue struct {
 	mu      sync.Mutex
 	pending []*packets.Packet // queued, not yet taken by the writer
 	spare   []*packets.Packet // the writer's last batch, reused for the next
-	running bool              // a writer goroutine is draining
+	running bool              // a writer goroutine is draining or lingering
+	waiting bool              // the writer waits on wake for more
+	pushed  bool              // something was queued since the writer's linger timer last fired
 	closed  bool              // the client stopped: nothing more is queued
+	wake    chan struct{}     // made with the first writer; a waiting writer's signal
 	queued  atomic.Int32      // len(pending), read without the lock
 }
 
 // push queues pk unless the queue holds max packets or is closed, and
-// starts a writer if none runs.
+// starts a writer if none runs, or wakes one that waits.
 func (cl *Client) pushOutbound(pk *packets.Packet, max int32) bool {
 	q := &cl.State.outbound
 	q.mu.Lock()
@@ -38,33 +47,73 @@ func (cl *Client) pushOutbound(pk *packets.Packet, max int32) bool {
 	}
 	q.pending = append(q.pending, pk)
 	q.queued.Store(int32(len(q.pending)))
-	start := !q.running
-	q.running = true
+	q.pushed = true
+	start, wake := !q.running, q.waiting
+	q.running, q.waiting = true, false
+	if start && q.wake == nil {
+		q.wake = make(chan struct{}, 1)
+	}
 	q.mu.Unlock()
 	atomic.AddInt32(&cl.State.outboundQty, 1)
-	if start {
+	switch {
+	case start:
 		go cl.drainOutbound()
+	case wake:
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
 
-// drainOutbound writes what is queued, batch by batch, and ends when the
-// queue is empty (a later push starts another).
+// drainOutbound writes what is queued, batch by batch; with nothing left it
+// waits for more, and ends once writerLinger passes with nothing queued (a
+// later push starts another).
 func (cl *Client) drainOutbound() {
 	q := &cl.State.outbound
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		q.mu.Lock()
 		batch := q.pending
-		if len(batch) == 0 || q.closed {
-			q.pending = nil
-			q.queued.Store(0)
-			if cap(batch) <= keptQueueCap && !q.closed {
-				q.pending = batch[:0]
-			}
-			q.spare = nil
-			q.running = false
+		if q.closed {
+			q.pending, q.spare = nil, nil
+			q.running, q.waiting = false, false
 			q.mu.Unlock()
 			return
+		}
+		if len(batch) == 0 {
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+				q.pushed = false
+			}
+			q.waiting = true
+			q.mu.Unlock()
+			select {
+			case <-q.wake:
+				continue
+			case <-linger.C:
+			}
+			q.mu.Lock()
+			if len(q.pending) == 0 && !q.pushed || q.closed {
+				q.running, q.waiting = false, false
+				if cap(q.pending) > keptQueueCap {
+					q.pending = nil
+				}
+				q.spare = nil
+				q.mu.Unlock()
+				return
+			}
+			q.pushed = false // busy within the linger: wait another
+			linger.Reset(writerLinger)
+			q.waiting = false
+			q.mu.Unlock()
+			continue
 		}
 		q.pending, q.spare = q.spare[:0], nil
 		q.queued.Store(0)
@@ -95,7 +144,15 @@ func (cl *Client) closeOutbound() {
 	dropped := len(q.pending)
 	q.pending, q.spare = nil, nil
 	q.queued.Store(0)
+	wake := q.waiting
+	q.waiting = false
 	q.mu.Unlock()
+	if wake { // a lingering writer ends now
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
 	atomic.AddInt32(&cl.State.outboundQty, -int32(dropped))
 }
 

@@ -100,7 +100,8 @@ func TestOutboundBoundAndRecovery(t *testing.T) {
 }
 
 // An idle client holds no writer goroutine and no grown buffer: the writer
-// ends when the queue is empty, and a burst's large buffer is released.
+// ends once the queue stayed empty for writerLinger, and a burst's large
+// buffer is released.
 func TestOutboundIdleHoldsNothing(t *testing.T) {
 	cl, r := queueClient(t, 1<<14)
 	before := runtime.NumGoroutine()
@@ -112,13 +113,13 @@ func TestOutboundIdleHoldsNothing(t *testing.T) {
 		cl.State.outbound.mu.Lock()
 		defer cl.State.outbound.mu.Unlock()
 		return !cl.State.outbound.running
-	}, time.Second, time.Millisecond)
+	}, 3*writerLinger, time.Millisecond)
 	cl.State.outbound.mu.Lock()
 	require.LessOrEqual(t, cap(cl.State.outbound.pending), keptQueueCap)
 	require.LessOrEqual(t, cap(cl.State.outbound.spare), keptQueueCap)
 	cl.State.outbound.mu.Unlock()
 	// (testify's Eventually runs its condition on goroutines of its own.)
-	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > before; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(3 * writerLinger); runtime.NumGoroutine() > before; time.Sleep(time.Millisecond) {
 		require.True(t, time.Now().Before(deadline), "the writer goroutine did not end")
 	}
 }
@@ -134,4 +135,32 @@ func TestOutboundClosedRefuses(t *testing.T) {
 	cl.Stop(errClientStop)
 	require.False(t, cl.pushOutbound(publishPacket(2), 8))
 	require.Equal(t, 0, cl.OutboundQueued())
+}
+
+// A writer that waits for more (within writerLinger) is woken by the next
+// packet, and a client stopped meanwhile ends it at once.
+func TestOutboundLingeringWriter(t *testing.T) {
+	cl, r := queueClient(t, 64)
+	for i := 1; i <= 3; i++ {
+		require.True(t, cl.pushOutbound(publishPacket(uint16(i)), 64))
+		require.Equal(t, []uint16{uint16(i)}, readPublishIDs(t, r, 1))
+		require.Eventually(t, func() bool {
+			cl.State.outbound.mu.Lock()
+			defer cl.State.outbound.mu.Unlock()
+			return cl.State.outbound.waiting
+		}, time.Second, time.Millisecond, "the writer waits for more")
+	}
+	cl.Stop(errClientStop)
+	require.Eventually(t, func() bool {
+		cl.State.outbound.mu.Lock()
+		defer cl.State.outbound.mu.Unlock()
+		return !cl.State.outbound.running
+	}, writerLinger/2, time.Millisecond, "a stopped client's writer ends at once")
+}
+
+// waitOutbound waits (up to a second) until what cl had queued is written.
+func waitOutbound(cl *Client) {
+	for i := 0; i < 1000 && cl.OutboundQueued() > 0; i++ {
+		time.Sleep(time.Millisecond)
+	}
 }
