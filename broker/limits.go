@@ -2,6 +2,11 @@ package broker
 
 import "syscall"
 
+// tokenServiceConns bounds a broker's connections to its token service
+// (role broker): well inside the descriptors defaultMaxConnections keeps
+// in reserve.
+const tokenServiceConns = 64
+
 // defaultMaxConnections is broker.max_connections' default: the process's
 // descriptor limit (which Go raises to the hard limit at start) less a
 // reserve for the API, the stores and outbound calls: 64 and a sixteenth

@@ -270,8 +270,13 @@ func (s *Server) startBroker(ctx context.Context) error {
 	if s.svc != nil {
 		validator, feed = s.svc, s.svc
 	} else {
+		// At most tokenServiceConns connections to the token service: a
+		// storm of CONNECTs with new tokens queues for them instead of
+		// opening one each, which would spend the descriptors kept in
+		// reserve past broker.max_connections (and refuse clients with
+		// EMFILE).
 		c := &api.Client{Endpoint: s.cfg.TokenService, AccessKeyID: s.clientKey.ID, AccessKeySecret: s.clientKey.Secret,
-			HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}}
+			HTTPClient: &http.Client{Transport: &http.Transport{MaxConnsPerHost: tokenServiceConns, MaxIdleConnsPerHost: tokenServiceConns, IdleConnTimeout: time.Minute}}}
 		validator, feed = c, c
 	}
 	auth, err := tokenauth.New(tokenauth.Config{

@@ -144,6 +144,53 @@ func TestPreConnectSocketsAreCheap(t *testing.T) {
 	}
 }
 
+// ISSUE 16 — an idle device is cheap: 2,000 clients, each connected with
+// its own token and subscribed to a command topic of its own as a device
+// is, add at most 16 KiB of RSS each to the real binary (upstream Mochi's
+// per-client queue alone was 64 KiB). tokenmq-bench's idle-clients-rss
+// scenarios measure it beside Mochi and Mosquitto at 5,000 and at the
+// descriptor limit.
+func TestIdleClientsAreCheap(t *testing.T) {
+	cfg := writeConfig(t, "api:\n  rate_limits: {apply_token: 0, query_token: 0, other: 0}\n")
+	p := startTokenmq(t, "--config", cfg, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
+	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	admin := &api.Client{Endpoint: p.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	const n = 2000
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = applyWith(t, admin, fmt.Sprintf("devices/%d/#", i), "R", time.Hour)
+	}
+	before := rssKiB(t, p.cmd.Process.Pid)
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i, tok := range toks {
+		code, c, err := rawConnect(p.mqttAddr(), fmt.Sprint("device-", i), "device", tok, 10*time.Second)
+		if err != nil || code != 0 {
+			t.Fatalf("device %d: CONNACK 0x%02x, %v", i, code, err)
+		}
+		conns = append(conns, c)
+		if code, closed := rawSubscribe(t, c, fmt.Sprintf("devices/%d/cmd", i)); closed || code != 1 {
+			t.Fatalf("device %d: SUBACK 0x%02x (closed %v)", i, code, closed)
+		}
+		c.SetDeadline(time.Time{})
+	}
+	time.Sleep(2 * time.Second) // let the heap settle; nothing to wait for
+	after := rssKiB(t, p.cmd.Process.Pid)
+	per := float64(after-before) / n
+	t.Logf("%d idle subscribed clients: RSS %d -> %d KiB, %.1f KiB each", n, before, after, per)
+	if per > 16 {
+		t.Fatalf("%.1f KiB of RSS per idle client, want at most 16", per)
+	}
+	// All still connected (none was closed for its cost).
+	if got := metric(t, p.apiURL, "tokenmq_connected_clients"); got != n {
+		t.Fatalf("%v clients connected, want %d", got, n)
+	}
+}
+
 // cpuSeconds is a process's user+system CPU time so far.
 func cpuSeconds(t *testing.T, pid int) float64 {
 	t.Helper()

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
+	"os/exec"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -231,5 +233,74 @@ func TestGarbageFlood(t *testing.T) {
 	}
 	if bound := 250 * time.Millisecond; loaded[49] > bound {
 		t.Fatalf("legitimate p99 connect under flood %v, over the %v bound", loaded[49], bound)
+	}
+}
+
+// ISSUE 16 — a storm of new tokens at the descriptor limit, split roles: a
+// broker whose limit is 1,200 descriptors (so broker.max_connections
+// defaults to 1,061) takes 1,061 clients with a token each, all connecting
+// at once with a cold cache, and every one gets in with one QueryToken
+// each. The broker's calls to the token service share a bounded pool of
+// connections; one connection per waiting CONNECT would spend the
+// descriptors kept in reserve and refuse clients with EMFILE.
+func TestSplitStormAtTheDescriptorLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("needs prlimit (util-linux)")
+	}
+	const limit = 1200
+	clients := limit - 64 - limit/16
+	raiseFileLimit(t)
+	cfg := writeConfig(t, "access_keys:\n  - {id: "+brokerKeyID+", secret: "+brokerKeySecret+", role: broker}\n"+
+		"api:\n  rate_limits: {apply_token: 0, query_token: 0, other: 0}\n")
+	tokens := startTokenmq(t, "--config", cfg, "--role", "tokens", "--api-addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	brk := startTokenmqUnder(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", limit, limit)}, brokerKeyID, brokerKeySecret,
+		"--role", "broker", "--token-service", tokens.apiURL,
+		"--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", t.TempDir())
+	testkit.WaitFor(t, 5*time.Second, "the broker's MQTT address", func() bool { return brk.mqttAddr() != "" })
+	admin := &api.Client{Endpoint: tokens.apiURL, AccessKeyID: adminID, AccessKeySecret: adminSecret}
+	toks := make([]string, clients)
+	for i := range toks {
+		toks[i] = applyWith(t, admin, fmt.Sprintf("fleet/%d/#", i), "R,W", time.Hour)
+	}
+	var wg sync.WaitGroup
+	before := metric(t, tokens.apiURL, "tokenmq_token_queries_total")
+
+	start := make(chan struct{})
+	var failed, refused atomic.Int64
+	conns := make(chan net.Conn, clients)
+	for i, tok := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, c, err := rawConnect(brk.mqttAddr(), fmt.Sprintf("storm-%d", i), "device", tok, 60*time.Second)
+			switch {
+			case err != nil:
+				failed.Add(1)
+			case code != 0:
+				refused.Add(1)
+				c.Close()
+			default:
+				conns <- c
+			}
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	close(conns)
+	for c := range conns {
+		defer c.Close()
+	}
+	queries := metric(t, tokens.apiURL, "tokenmq_token_queries_total") - before
+	t.Logf("%d clients with new tokens at a %d-descriptor limit: in %v, %v QueryToken calls", clients, limit, time.Since(t0).Round(time.Millisecond), queries)
+	if f, r := failed.Load(), refused.Load(); f+r > 0 {
+		t.Fatalf("%d clients failed to connect and %d were refused\n%s", f, r, brk.logs())
+	}
+	if queries != float64(clients) {
+		t.Fatalf("%v QueryToken calls for %d new tokens", queries, clients)
 	}
 }
