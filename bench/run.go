@@ -534,6 +534,9 @@ func report(w io.Writer, rows []row, targets []*target) {
 		for _, t := range targets {
 			if v, ok := r.median[t.name]; ok {
 				cell := fmt.Sprintf("%.0f", v)
+				if v < 100 { // the per-client memory figures
+					cell = fmt.Sprintf("%.1f", v)
+				}
 				if f := r.Failures[t.name]; f > 0 {
 					cell += fmt.Sprintf(" (%d failed)", f)
 				}

@@ -160,7 +160,8 @@ type Broker struct {
 	// WriteBufferSize is the per-client buffer outgoing packets are
 	// gathered in before a write. Default 2048 (Mochi's).
 	WriteBufferSize int `yaml:"write_buffer_size"`
-	// MaxPendingWrites is the per-client queue of outgoing packets; a QoS 0
+	// MaxPendingWrites bounds a client's queue of outgoing packets (the
+	// queue grows with what is pending; an idle client holds none); a QoS 0
 	// delivery to a client whose queue is full is dropped. Default 8192 (Mochi's).
 	MaxPendingWrites int32 `yaml:"max_pending_writes"`
 	// BackpressurePause: a publisher whose QoS 0 message found a subscriber's
