@@ -134,7 +134,10 @@ func TestTLSListener(t *testing.T) {
 	}
 }
 
-// SPEC §1: SIGTERM-like shutdown sends DISCONNECT 0x8B and /readyz goes 503.
+// SPEC §1: SIGTERM-like shutdown sends MQTT 5 clients DISCONNECT 0x8B and
+// /readyz goes 503. MQTT 3.1.1 has no server-to-client DISCONNECT: a 3.1.1
+// client's connection is closed with nothing written (mosquitto_sub
+// reported the 0xE0 it used to get as a protocol error).
 func TestGracefulShutdown(t *testing.T) {
 	e := startEnv(t)
 	url := "http://" + e.srv.APIAddr().String()
@@ -144,7 +147,13 @@ func TestGracefulShutdown(t *testing.T) {
 	if s := httpGet(t, url+"/healthz"); s != 200 {
 		t.Fatalf("/healthz %d", s)
 	}
-	c := mustConnect5(t, e.mqtt, "c", "d", e.apply("x", "R", time.Hour))
+	tok := e.apply("x", "R", time.Hour)
+	c := mustConnect5(t, e.mqtt, "c", "d", tok)
+	code, v3, err := rawConnect(e.mqtt, "c3", "d", tok, 5*time.Second)
+	if err != nil || code != 0 {
+		t.Fatalf("3.1.1 connect: 0x%02x %v", code, err)
+	}
+	defer v3.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -152,10 +161,20 @@ func TestGracefulShutdown(t *testing.T) {
 	if r := c.waitClosed(5 * time.Second); r != 0x8B {
 		t.Fatalf("DISCONNECT 0x%02x on shutdown, want 0x8B", r)
 	}
+	v3.SetDeadline(time.Now().Add(5 * time.Second))
+	if rest, err := io.ReadAll(v3); len(rest) > 0 || isTimeout(err) {
+		t.Fatalf("the 3.1.1 client was sent % x (err %v) on shutdown, want its connection closed with nothing written", rest, err)
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }

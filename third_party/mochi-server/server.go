@@ -1458,7 +1458,12 @@ func (s *Server) DisconnectClient(cl *Client, code packets.Code) error {
 
 	// We already have a code we are using to disconnect the client, so we are not
 	// interested if the write packet fails due to a closed connection (as we are closing it).
-	err := cl.WritePacket(out)
+	// tokenmq fork: MQTT 3.1.1 has no server-to-client DISCONNECT (a client
+	// reads one as a protocol error); a 3.1.1 client's connection is closed.
+	var err error
+	if cl.Properties.ProtocolVersion >= 5 {
+		err = cl.WritePacket(out)
+	}
 	if !s.Options.Capabilities.Compatibilities.PassiveClientDisconnect {
 		cl.Stop(code)
 		if code.Code >= packets.ErrUnspecifiedError.Code {

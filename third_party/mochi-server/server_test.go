@@ -851,7 +851,7 @@ func TestEstablishConnectionInheritExistingClean(t *testing.T) {
 	require.ErrorIs(t, retrievedCl.StopCause(), packets.CodeDisconnect) // true error is disconnect
 
 	require.Equal(t, packets.TPacketData[packets.Connack].Get(packets.TConnackAcceptedNoSession).RawBytes, <-recv)
-	require.Equal(t, packets.TPacketData[packets.Disconnect].Get(packets.TDisconnect).RawBytes, <-takeover)
+	require.Empty(t, <-takeover) // (tokenmq fork) a 3.1.1 client taken over is closed, sent no DISCONNECT
 
 	require.True(t, cl.IsTakenOver())
 
@@ -3111,9 +3111,24 @@ func TestServerRecievePacketDisconnectClient(t *testing.T) {
 		_ = w.Close()
 	}()
 
+	// tokenmq fork: a 3.1.1 client (the test client's version) is sent no
+	// DISCONNECT, which 3.1.1 has only from client to server.
 	buf, err := io.ReadAll(r)
 	require.NoError(t, err)
-	require.Equal(t, packets.TPacketData[packets.Disconnect].Get(packets.TDisconnect).RawBytes, buf)
+	require.Empty(t, buf)
+
+	s5 := newServer()
+	cl5, r5, w5 := newTestClient()
+	cl5.Properties.ProtocolVersion = 5
+	go func() {
+		_ = s5.DisconnectClient(cl5, packets.ErrServerShuttingDown)
+		_ = w5.Close()
+	}()
+	buf, err = io.ReadAll(r5)
+	require.NoError(t, err)
+	require.NotEmpty(t, buf)
+	require.Equal(t, byte(packets.Disconnect<<4), buf[0])
+	require.Equal(t, packets.ErrServerShuttingDown.Code, buf[2]) // after the remaining length
 }
 
 func TestServerProcessPacketDisconnect(t *testing.T) {
