@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -211,11 +214,49 @@ func TestServeGeneratesAKeyOnce(t *testing.T) {
 	if strings.Contains(stdout.String(), m[2]) {
 		t.Fatal("second start printed the secret again")
 	}
-	// The generated key works, read from the data dir by the token commands.
+	// The generated key works, read from the data dir by the token commands:
+	// named by --key-file, or found in --data-dir.
 	addr := regexp.MustCompile(`listener=api addr=(\S+)`).FindStringSubmatch(stderr.String())
-	code, out, errOut := cli(t, "token", "apply", "--endpoint", "http://"+addr[1], "--key-file", filepath.Join(dir, generatedKeyFile), "--resources", "a", "--actions", "W")
-	if code != 0 || strings.TrimSpace(out) == "" {
-		t.Fatalf("apply with the generated key: exit %d %q %q", code, out, errOut)
+	for _, where := range [][]string{{"--key-file", filepath.Join(dir, generatedKeyFile)}, {"--data-dir", dir}} {
+		code, out, errOut := cli(t, append([]string{"token", "apply", "--endpoint", "http://" + addr[1], "--resources", "a", "--actions", "W"}, where...)...)
+		if code != 0 || strings.TrimSpace(out) == "" {
+			t.Fatalf("apply with the generated key (%v): exit %d %q %q", where, code, out, errOut)
+		}
+	}
+	// Another data dir has no key: the error says where it looked and how
+	// else to give credentials.
+	other := t.TempDir()
+	code, _, errOut := cli(t, "token", "list", "--endpoint", "http://"+addr[1], "--data-dir", other)
+	if code == 0 || !strings.Contains(errOut, filepath.Join(other, generatedKeyFile)) || !strings.Contains(errOut, "--data-dir") || !strings.Contains(errOut, envKeyID) {
+		t.Fatalf("token list with a data dir holding no key: exit %d, %q", code, errOut)
+	}
+}
+
+// tokenmq --help lists every token command; tokenmq token --help is help,
+// not an error, and lists them with their synopses.
+func TestHelpListsEveryTokenCommand(t *testing.T) {
+	code, out, _ := cli(t, "--help")
+	if code != 0 {
+		t.Fatalf("tokenmq --help: exit %d", code)
+	}
+	for _, name := range tokenOrder {
+		if !strings.Contains(out, "tokenmq token "+name) {
+			t.Errorf("tokenmq --help does not name token %s:\n%s", name, out)
+		}
+	}
+	for _, h := range []string{"--help", "-h", "help"} {
+		code, out, errOut := cli(t, "token", h)
+		if code != 0 || errOut != "" {
+			t.Fatalf("tokenmq token %s: exit %d, stderr %q", h, code, errOut)
+		}
+		for _, name := range tokenOrder {
+			if !strings.Contains(out, tokenSubcommands[name].synopsis) {
+				t.Errorf("tokenmq token %s lacks %q:\n%s", h, tokenSubcommands[name].synopsis, out)
+			}
+		}
+	}
+	if code, _, errOut := cli(t, "token", "nope"); code != exitUsage || !strings.Contains(errOut, "sign") {
+		t.Fatalf("unknown token command: exit %d, %q", code, errOut)
 	}
 }
 
@@ -374,5 +415,28 @@ func TestTokenClientBinding(t *testing.T) {
 	}
 	if code, _, stderr := cli(t, "token", "apply", "--endpoint", url, "--resources", "a", "--actions", "R", "--client-id", "a*b"); code != 1 || !strings.Contains(stderr, "InvalidParameter.ClientId") {
 		t.Fatalf("a malformed binding: exit %d, %q", code, stderr)
+	}
+}
+
+// A start that fails (its MQTT port is taken) generates, stores and prints
+// no key: the next start, on a free port, is the first one.
+func TestFailedStartMakesNoKey(t *testing.T) {
+	t.Setenv(envKeyID, "")
+	t.Setenv(envKeySecret, "")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	code, stdout, stderr := cli(t, "serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0", "--mqtt-addr", taken.Addr().String(), "--ws-addr", "")
+	if code == 0 {
+		t.Fatalf("serve on a taken port: exit 0\n%s", stderr)
+	}
+	if strings.Contains(stdout, "export "+envKeySecret) {
+		t.Fatalf("a failed start printed a generated key:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, generatedKeyFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed start left %s (%v)", generatedKeyFile, err)
 	}
 }

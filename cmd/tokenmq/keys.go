@@ -37,9 +37,11 @@ type storedKey struct {
 
 // resolveAccessKeys returns the API's keys: the config file's, plus the
 // environment's admin key. With neither, it uses the key stored under the
-// data dir, generating it (and printing it once to stdout) on first start.
-func resolveAccessKeys(cfg config.Config, getenv func(string) string, stdout io.Writer, log *slog.Logger) ([]api.AccessKey, error) {
-	var keys []api.AccessKey
+// data dir; on first start it makes one, and store, called once the server
+// has started, writes it there and prints it once to stdout (so a start
+// that fails, a port already taken, leaves no key behind and prints none).
+// store is nil when there is nothing to store.
+func resolveAccessKeys(cfg config.Config, getenv func(string) string, stdout io.Writer, log *slog.Logger) (keys []api.AccessKey, store func() error, err error) {
 	for _, k := range cfg.AccessKeys {
 		keys = append(keys, api.AccessKey{ID: k.ID, Secret: k.Secret, Role: api.Role(k.Role), Instances: k.Instances})
 	}
@@ -48,18 +50,23 @@ func resolveAccessKeys(cfg config.Config, getenv func(string) string, stdout io.
 	case id != "" && secret != "":
 		keys = append(keys, api.AccessKey{ID: id, Secret: secret, Role: api.RoleAdmin})
 	case id != "" || secret != "":
-		return nil, fmt.Errorf("set both %s and %s, or neither", envKeyID, envKeySecret)
+		return nil, nil, fmt.Errorf("set both %s and %s, or neither", envKeyID, envKeySecret)
 	}
 	if len(keys) > 0 {
-		return keys, nil
+		return keys, nil, nil
 	}
 	path := dataFile(cfg, generatedKeyFile)
 	sk, err := readStoredKey(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if sk, err = generateKey(path); err != nil {
-			return nil, err
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if sk, err = newKey(); err != nil {
+			return nil, nil, err
 		}
-		fmt.Fprintf(stdout, `tokenmq: no access key was configured, so an admin key was generated and stored in
+		store = func() error {
+			if err := storeKey(path, sk); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, `tokenmq: no access key was configured, so an admin key was generated and stored in
 %s (mode 0600). It is shown this once; the token commands read it from
 there when run in this directory, or export it:
 
@@ -67,12 +74,14 @@ there when run in this directory, or export it:
   export %s=%s
 
 `, path, envKeyID, sk.AccessKeyID, envKeySecret, sk.AccessKeySecret)
-	} else if err != nil {
-		return nil, err
-	} else {
+			return nil
+		}
+	case err != nil:
+		return nil, nil, err
+	default:
 		log.Info("using the generated access key", "access_key_id", sk.AccessKeyID, "file", path)
 	}
-	return []api.AccessKey{{ID: sk.AccessKeyID, Secret: sk.AccessKeySecret, Role: api.RoleAdmin}}, nil
+	return []api.AccessKey{{ID: sk.AccessKeyID, Secret: sk.AccessKeySecret, Role: api.RoleAdmin}}, store, nil
 }
 
 func readStoredKey(path string) (storedKey, error) {
@@ -87,7 +96,8 @@ func readStoredKey(path string) (storedKey, error) {
 	return sk, nil
 }
 
-func generateKey(path string) (storedKey, error) {
+// newKey makes an admin key (not stored yet).
+func newKey() (storedKey, error) {
 	idBytes := make([]byte, 10)
 	secretBytes := make([]byte, 24)
 	if _, err := rand.Read(idBytes); err != nil {
@@ -96,21 +106,24 @@ func generateKey(path string) (storedKey, error) {
 	if _, err := rand.Read(secretBytes); err != nil {
 		return storedKey{}, err
 	}
-	sk := storedKey{
+	return storedKey{
 		AccessKeyID:     "TMQ" + base32.StdEncoding.EncodeToString(idBytes),
 		AccessKeySecret: base64.RawURLEncoding.EncodeToString(secretBytes),
-	}
-	b, _ := json.MarshalIndent(sk, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return sk, err
-	}
-	if err := token.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
-		return sk, fmt.Errorf("storing the generated access key: %w", err)
-	}
-	return sk, nil
+	}, nil
 }
 
-// keysCommand runs `tokenmq keys rotate`.
+// storeKey writes sk to path, mode 0600.
+func storeKey(path string, sk storedKey) error {
+	b, _ := json.MarshalIndent(sk, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := token.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("storing the generated access key: %w", err)
+	}
+	return nil
+}
+
 func keysCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "rotate" {
 		fmt.Fprintln(stderr, "Usage: tokenmq keys rotate [--data-dir DIR]")

@@ -30,6 +30,9 @@ Usage:
   tokenmq token revoke TOKEN
   tokenmq token get [--display] TOKEN_ID
   tokenmq token list [--all]
+  tokenmq token explain TOKEN --topic TOPIC --operation publish|subscribe
+  tokenmq token sign ACTION [Name=Value ...]   a signed GET URL, for curl
+                                        (tokenmq token -h: every token command and its flags)
   tokenmq keys rotate [--data-dir DIR]  start minting tokens with a new server key
   tokenmq nats issuer FILE              the NATS callout's issuer key (created if FILE is missing)
   tokenmq version

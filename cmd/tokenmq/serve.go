@@ -75,13 +75,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	opts := broker.Options{Config: cfg, Logger: log,
 		ClientKey: api.AccessKey{ID: os.Getenv(envKeyID), Secret: os.Getenv(envKeySecret)}}
+	var storeKey func() error
 	if cfg.Role != config.RoleBroker {
-		keys, err := resolveAccessKeys(cfg, os.Getenv, stdout, log)
+		keys, store, err := resolveAccessKeys(cfg, os.Getenv, stdout, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
 			return exitUsage
 		}
-		opts.AccessKeys = keys
+		opts.AccessKeys, storeKey = keys, store
 	}
 	heapfloor.Keep(heapfloor.Default) // GC pacing for small heaps (see the package)
 	srv, err := broker.New(opts)
@@ -92,6 +93,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := srv.Start(ctx); err != nil {
 		log.Error("start failed", "err", err)
 		return exitFailure
+	}
+	if storeKey != nil { // a generated key: kept and shown only by a start that worked
+		if err := storeKey(); err != nil {
+			log.Error("start failed", "err", err)
+			srv.Shutdown(context.Background())
+			return exitFailure
+		}
 	}
 	<-ctx.Done()
 	log.Info("shutting down")

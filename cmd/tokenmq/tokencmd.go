@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,6 +24,7 @@ import (
 type clientFlags struct {
 	endpoint   string
 	instanceID string
+	dataDir    string
 	keyFile    string
 	asJSON     bool
 	timeout    time.Duration
@@ -36,8 +38,8 @@ func (cf *clientFlags) register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&cf.endpoint, "endpoint", endpoint, "token service `URL` (default: $TOKENMQ_ENDPOINT or http://127.0.0.1:8080)")
 	fs.StringVar(&cf.instanceID, "instance-id", d.InstanceID, "instance `id`")
-	fs.StringVar(&cf.keyFile, "key-file", dataFile(d, generatedKeyFile),
-		"access key `file` written by serve, used when "+envKeyID+" is not set")
+	fs.StringVar(&cf.dataDir, "data-dir", d.DataDir, "the data `dir` serve was given: its "+generatedKeyFile+" is the key used when "+envKeyID+" is not set")
+	fs.StringVar(&cf.keyFile, "key-file", "", "access key `file` written by serve (default: "+generatedKeyFile+" in --data-dir), used when "+envKeyID+" is not set")
 	fs.BoolVar(&cf.asJSON, "json", false, "print the whole API response as JSON")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "deadline of the API call")
 }
@@ -46,9 +48,13 @@ func (cf *clientFlags) register(fs *flag.FlagSet) {
 func (cf *clientFlags) client() (*api.Client, error) {
 	id, secret := os.Getenv(envKeyID), os.Getenv(envKeySecret)
 	if id == "" && secret == "" {
-		sk, err := readStoredKey(cf.keyFile)
+		path := cf.keyFile
+		if path == "" {
+			path = filepath.Join(cf.dataDir, generatedKeyFile)
+		}
+		sk, err := readStoredKey(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no credentials: set %s and %s (serve prints a generated key on first start)", envKeyID, envKeySecret)
+			return nil, fmt.Errorf("no credentials: set %s and %s, or point --data-dir (or --key-file) at the key serve generated (no %s; serve prints and stores a key on its first start)", envKeyID, envKeySecret, path)
 		}
 		if err != nil {
 			return nil, err
@@ -78,14 +84,32 @@ var tokenSubcommands = map[string]tokenSubcommand{
 	"sign":    {"tokenmq token sign ACTION [Name=Value ...]  (prints a signed GET URL, for curl)", -1, signFlags},
 }
 
+// tokenOrder is the order the token commands are listed in.
+var tokenOrder = []string{"apply", "query", "revoke", "get", "list", "explain", "sign"}
+
+// tokenUsage lists the token commands.
+func tokenUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage:")
+	for _, name := range tokenOrder {
+		fmt.Fprintf(w, "  %s\n", tokenSubcommands[name].synopsis)
+	}
+	fmt.Fprintln(w, "\ntokenmq token CMD -h shows a command's flags. They sign with TOKENMQ_ACCESS_KEY_ID and")
+	fmt.Fprintln(w, "TOKENMQ_ACCESS_KEY_SECRET, or else with the key serve stored in its data dir (--data-dir, --key-file).")
+}
+
 func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: tokenmq token apply|query|revoke|get|list|explain [flags] (tokenmq token CMD -h for help)")
+		tokenUsage(stderr)
 		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		tokenUsage(stdout)
+		return exitOK
 	}
 	sub, ok := tokenSubcommands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "tokenmq token: unknown command %q; use apply, query, revoke, get, list or explain\n", args[0])
+		fmt.Fprintf(stderr, "tokenmq token: unknown command %q; use %s\n", args[0], strings.Join(tokenOrder, ", "))
 		return exitUsage
 	}
 	name := "token " + args[0]
