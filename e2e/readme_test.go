@@ -59,14 +59,21 @@ func TestReadmeCommands(t *testing.T) {
 	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub", "curl"} {
 		needMosquittoClients(t, tool) // skips (fails in CI) without the clients
 	}
+	// As a reader runs it: serve with no key configured (it generates and
+	// stores one in ./data), and the blocks in a shell with no tokenmq
+	// variable but the endpoint, whose port is this test's.
 	dir := t.TempDir()
-	p := startTokenmq(t, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", filepath.Join(dir, "data"))
+	p := startTokenmqAs(t, "", "", "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "", "--data-dir", filepath.Join(dir, "data"))
 	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
 	api := strings.TrimPrefix(p.apiURL, "http://")
 	_, mqttPort, _ := strings.Cut(p.mqttAddr(), ":")
-	env := append(os.Environ(),
-		"PATH="+filepath.Dir(binary)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"TOKENMQ_ENDPOINT="+p.apiURL, "TOKENMQ_ACCESS_KEY_ID="+adminID, "TOKENMQ_ACCESS_KEY_SECRET="+adminSecret)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TOKENMQ_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PATH="+filepath.Dir(binary)+string(os.PathListSeparator)+os.Getenv("PATH"), "TOKENMQ_ENDPOINT="+p.apiURL)
 	for _, b := range blocks {
 		script := strings.Join(b.commands, "\n")
 		script = strings.ReplaceAll(script, "127.0.0.1:8080", api)
