@@ -3,9 +3,13 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func write(t *testing.T, content string) string {
@@ -122,11 +126,23 @@ func TestValidateRejects(t *testing.T) {
 	}
 }
 
-// The commented example in configs/ must load and validate.
+// The commented examples in configs/ load and validate, with the
+// secrets they name in the environment; configs/tokenmq.yaml, which shows
+// the defaults, loads with no environment at all.
 func TestExampleConfigs(t *testing.T) {
 	matches, err := filepath.Glob("../configs/*.yaml")
-	if err != nil || len(matches) == 0 {
-		t.Fatalf("no example configs: %v", err)
+	nested, _ := filepath.Glob("../configs/*/*.yaml")
+	matches = append(matches, nested...)
+	if err != nil || len(matches) < 5 {
+		t.Fatalf("example configs: %v %v", matches, err)
+	}
+	c, err := Load("../configs/tokenmq.yaml", noEnv)
+	if err != nil {
+		t.Fatalf("configs/tokenmq.yaml as it is: %v", err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("configs/tokenmq.yaml as it is: %v", err)
 	}
 	for _, p := range matches {
 		c, err := Load(p, func(string) string { return "a-secret-from-the-environment" })
@@ -171,5 +187,67 @@ func TestConfigFiles(t *testing.T) {
 		if err := load(p); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v; want an error containing %q", p, err, want)
 		}
+	}
+}
+
+// keyPaths collects the dotted key paths of a decoded YAML document; the
+// keys of a list's elements are the list's.
+func keyPaths(prefix string, v any, into map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			into[prefix+k] = true
+			keyPaths(prefix+k+".", x, into)
+		}
+	case []any:
+		for _, x := range v {
+			keyPaths(prefix, x, into)
+		}
+	}
+}
+
+// commentedKey is a commented-out key line: "# key: ..." or "# - key: ...".
+var commentedKey = regexp.MustCompile(`^(\s*)# ?(\s*)((?:- )?[a-z_]+:(?:\s|$).*)$`)
+
+// configs/tokenmq.yaml says it shows every key: it names (set or commented
+// out) every key the configuration has, as --check-config prints them.
+func TestFullExampleNamesEveryKey(t *testing.T) {
+	full := Default()
+	full.AccessKeys = []AccessKey{{ID: "k", Secret: "s", SecretEnv: "E", Role: "admin", Instances: []string{"i"}}}
+	b, err := yaml.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := yaml.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../configs/tokenmq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, line := range strings.Split(string(src), "\n") {
+		if m := commentedKey.FindStringSubmatch(line); m != nil {
+			line = m[1] + m[2] + m[3] // the comment's own indentation is the key's
+		}
+		lines = append(lines, line)
+	}
+	var got map[string]any
+	if err := yaml.Unmarshal([]byte(strings.Join(lines, "\n")), &got); err != nil {
+		t.Fatalf("configs/tokenmq.yaml with its commented keys uncommented: %v", err)
+	}
+	wantPaths, gotPaths := map[string]bool{}, map[string]bool{}
+	keyPaths("", want, wantPaths)
+	keyPaths("", got, gotPaths)
+	var missing []string
+	for p := range wantPaths {
+		if !gotPaths[p] {
+			missing = append(missing, p)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("configs/tokenmq.yaml does not name: %s", strings.Join(missing, ", "))
 	}
 }
