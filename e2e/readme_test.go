@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,5 +86,25 @@ func TestReadmeCommands(t *testing.T) {
 		if err != nil {
 			t.Errorf("README.md block at line %d failed: %v\n%s\n--- output ---\n%s", b.line, err, script, out)
 		}
+	}
+}
+
+// The contract is in the repository (docs/SPEC.md), so that a clone is
+// complete; where the team's shared copy sits beside the checkout
+// (../shared/SPEC.md, as in CI), the two are the same text.
+func TestSpecCopyIsCurrent(t *testing.T) {
+	ours, err := os.ReadFile("../docs/SPEC.md")
+	if err != nil {
+		t.Fatalf("docs/SPEC.md: %v", err)
+	}
+	shared, err := os.ReadFile("../../shared/SPEC.md")
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skip("no ../shared/SPEC.md beside the checkout to compare docs/SPEC.md with")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ours) != string(shared) {
+		t.Fatal("docs/SPEC.md differs from ../shared/SPEC.md: copy the shared one over it (cp ../shared/SPEC.md docs/SPEC.md)")
 	}
 }
