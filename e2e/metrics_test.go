@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +137,64 @@ func TestMetricsMoveWithTheSession(t *testing.T) {
 	if v := value(after, "tokenmq_token_cache_entries"); v < 1 {
 		t.Errorf("tokenmq_token_cache_entries = %v", v)
 	}
+	// Every metric the Grafana dashboard queries is one this process
+	// exports, now that the session has moved them all.
+	names := dashboardMetrics(t)
+	if len(names) < 15 {
+		t.Fatalf("the dashboard queries only %d metrics: %v", len(names), names)
+	}
+	for _, name := range names {
+		if after[name] == nil {
+			t.Errorf("deploy/grafana/tokenmq.json queries %s, which /metrics does not export", name)
+		}
+	}
 }
+
+// dashboardMetrics returns the metric families deploy/grafana/tokenmq.json's
+// queries name (a histogram's _bucket, _sum and _count are its family).
+func dashboardMetrics(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../deploy/grafana/tokenmq.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("deploy/grafana/tokenmq.json: %v", err)
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("dashboard panel %q has no query", p.Title)
+		}
+		for _, target := range p.Targets {
+			found := metricName.FindAllString(target.Expr, -1)
+			if len(found) == 0 {
+				t.Errorf("dashboard panel %q: query %q names no tokenmq metric", p.Title, target.Expr)
+			}
+			for _, n := range found {
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					n = strings.TrimSuffix(n, suffix)
+				}
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	return names
+}
+
+var metricName = regexp.MustCompile(`tokenmq_[a-z_]+`)
 
 // /metrics is served in every role.
 func TestMetricsInEveryRole(t *testing.T) {
