@@ -347,3 +347,15 @@ func TestManyLiteralChildren(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCompile100 is the first CONNECT of a token with 100 resources:
+// its ACL is compiled once, then cached with the token's answer.
+func BenchmarkCompile100(b *testing.B) {
+	rs := hundredResources()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
