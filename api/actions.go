@@ -93,13 +93,9 @@ func (h *Handler) listTokens(ctx context.Context, c *call) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	size := DefaultPageSize
-	if s, ok := c.ps.get("PageSize"); ok {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > token.MaxPageSize {
-			return nil, errInvalidParam("PageSize", "%q is not a whole number from 1 to %d.", clip(s, 32), token.MaxPageSize)
-		}
-		size = n
+	size, e := pageSize(c)
+	if e != nil {
+		return nil, e
 	}
 	recs, next, err := h.svc.List(ctx, inst, size, c.ps.value("NextToken"))
 	if err != nil {
@@ -222,10 +218,14 @@ func (h *Handler) listRevocations(ctx context.Context, c *call) (any, *Error) {
 		return nil, h.serviceError("ListRevocations", err)
 	}
 	out := ListRevocationsResponse{RequestId: c.requestID, Revocations: make([]RevocationInfo, len(page.Revocations)),
-		NextSeq: page.Next, Reset: page.Reset}
+		NextSeq: page.Next, Head: page.Head, Reset: page.Reset}
 	for i, r := range page.Revocations {
 		out.Revocations[i] = RevocationInfo{Seq: r.Seq, TokenId: r.ID.String(),
 			RevokeTime: r.RevokeTime.UnixMilli(), ExpireTime: r.ExpireTime.UnixMilli()}
+	}
+	for _, k := range page.Kicks {
+		out.Kicks = append(out.Kicks, KickInfo{Seq: k.Seq, ClientId: k.ClientID, KickTime: k.RevokeTime.UnixMilli(),
+			ExpireTime: k.ExpireTime.UnixMilli()})
 	}
 	return out, nil
 }

@@ -135,7 +135,7 @@ func (c *Client) Feed(ctx context.Context, instanceID string, after uint64, wait
 	if err := c.Call(ctx, "ListRevocations", ps, &out); err != nil {
 		return token.FeedPage{}, err
 	}
-	page := token.FeedPage{Next: out.NextSeq, Reset: out.Reset, Revocations: make([]token.Revocation, 0, len(out.Revocations))}
+	page := token.FeedPage{Next: out.NextSeq, Head: out.Head, Reset: out.Reset, Revocations: make([]token.Revocation, 0, len(out.Revocations))}
 	for _, r := range out.Revocations {
 		id, err := token.ParseID(r.TokenId)
 		if err != nil {
@@ -143,6 +143,13 @@ func (c *Client) Feed(ctx context.Context, instanceID string, after uint64, wait
 		}
 		page.Revocations = append(page.Revocations, token.Revocation{Seq: r.Seq, ID: id, InstanceID: instanceID,
 			RevokeTime: time.UnixMilli(r.RevokeTime), ExpireTime: time.UnixMilli(r.ExpireTime)})
+	}
+	for _, k := range out.Kicks {
+		if k.ClientId == "" {
+			return token.FeedPage{}, errors.New("ListRevocations answered a kick without a ClientId")
+		}
+		page.Kicks = append(page.Kicks, token.Revocation{Seq: k.Seq, InstanceID: instanceID, ClientID: k.ClientId,
+			RevokeTime: time.UnixMilli(k.KickTime), ExpireTime: time.UnixMilli(k.ExpireTime)})
 	}
 	return page, nil
 }

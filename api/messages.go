@@ -101,7 +101,9 @@ type RevocationInfo struct {
 type ListRevocationsResponse struct {
 	RequestId   string
 	Revocations []RevocationInfo
+	Kicks       []KickInfo `json:",omitempty"` // KickClient's kicks of the instance's client IDs
 	NextSeq     uint64
+	Head        uint64 // the log's last position when the call began
 	Reset       bool
 }
 

@@ -170,6 +170,11 @@ var actions = map[string]action{
 	"ListTokens":  {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).listTokens},
 	// ExplainAccess says whether a token may publish or subscribe to a topic, and why.
 	"ExplainAccess": {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).explainAccess},
+	// ListClients and KickClient are the clients admin (SPEC §2.2);
+	// brokers in other processes report their connections with ReportClients.
+	"ListClients":   {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).listClients},
+	"KickClient":    {adminOnly: true, class: classOther, overflow: CodeSystemOverFlow, run: (*Handler).kickClient},
+	"ReportClients": {adminOnly: false, class: classQuery, overflow: CodeSystemOverFlow, run: (*Handler).reportClients},
 	// ListRevocations is tokenmq's revocation feed for brokers (long poll).
 	"ListRevocations": {adminOnly: false, class: classQuery, overflow: CodeSystemOverFlow,
 		timeout: MaxFeedWait + 5*time.Second, run: (*Handler).listRevocations},

@@ -44,7 +44,7 @@ func (s *Server) startNATS() error {
 	cache := s.cfg.Broker.Cache
 	cache.StaleGrace = -1
 	cache.QueryTimeout = min(cache.QueryTimeout, time.Second)
-	auth, err := tokenauth.New(tokenauth.Config{InstanceID: s.cfg.InstanceID, Validator: s.svc, Feed: s.svc, Cache: cache,
+	auth, err := tokenauth.New(tokenauth.Config{InstanceID: s.cfg.InstanceID, Validator: s.svc, Feed: s.svc, Registry: s.svc, Cache: cache,
 		AllowPlain: s.cfg.Broker.AllowPlainToken, Logger: s.log.With("broker", "nats")})
 	if err != nil {
 		return err

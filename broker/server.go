@@ -267,8 +267,9 @@ func (s *Server) startBroker(ctx context.Context) error {
 	})
 	var validator tokenauth.Validator
 	var feed tokenauth.RevocationFeed
+	var registry tokenauth.ClientRegistry
 	if s.svc != nil {
-		validator, feed = s.svc, s.svc
+		validator, feed, registry = s.svc, s.svc, s.svc
 	} else {
 		// At most tokenServiceConns connections to the token service: a
 		// storm of CONNECTs with new tokens queues for them instead of
@@ -277,10 +278,12 @@ func (s *Server) startBroker(ctx context.Context) error {
 		// EMFILE).
 		c := &api.Client{Endpoint: s.cfg.TokenService, AccessKeyID: s.clientKey.ID, AccessKeySecret: s.clientKey.Secret,
 			HTTPClient: &http.Client{Transport: &http.Transport{MaxConnsPerHost: tokenServiceConns, MaxIdleConnsPerHost: tokenServiceConns, IdleConnTimeout: time.Minute}}}
-		validator, feed = c, c
+		validator, feed, registry = c, c, c
 	}
+	var h *hook.Hook // kicks heard on the feed discard its offline sessions
 	auth, err := tokenauth.New(tokenauth.Config{
-		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed, Cache: b.Cache,
+		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed, Registry: registry, Cache: b.Cache,
+		Discard: func(clientID string, at time.Time) { h.Discard(clientID, at) },
 		AllowPlain: b.AllowPlainToken, ExpireNotice: b.ExpireNotice, Logger: s.log, Observer: s.metrics,
 	})
 	if err != nil {
@@ -301,7 +304,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 			return err
 		}
 	}
-	h, err := hook.New(s.mqtt, auth, hook.Config{
+	h, err = hook.New(s.mqtt, auth, hook.Config{
 		DenyDisconnect: b.DenyAction == "disconnect", Logger: s.log,
 		BackpressurePause: b.BackpressurePause, BackpressureMinRate: b.BackpressureMinRate,
 		MaxQueued: b.MaxQueuedMessages, Store: s.state, MaxTopicLevels: b.MaxTopicLevels, MaxSubscriptions: b.MaxSubscriptions,

@@ -34,8 +34,9 @@ type client struct {
 	// messages in flight or queued for it (packet ID -> message), which
 	// orders a resumed session's queue, gives an alias-only packet its
 	// topic back and names the message's durable record.
-	persistent bool
-	parked     atomic.Bool
+	persistent  bool
+	parked      atomic.Bool
+	connectedAt int64 // Unix ms: when the connection that last used the session started
 	qmu        sync.Mutex
 	queue      map[uint16]msgRef
 	// A takeover or resume in progress: the client that takes this one's
@@ -88,6 +89,9 @@ func (c *client) Notify(n tokenauth.Notice) {
 // Disconnect implements tokenauth.Client: DISCONNECT with the cause's
 // reason for MQTT 5 (3.1.1 has no server DISCONNECT: the socket closes).
 func (c *client) Disconnect(cause tokenauth.Cause) {
+	if cause == tokenauth.CauseKicked {
+		c.cl.DiscardSession() // KickClient: the session goes with the connection
+	}
 	code := mochiCode(cause.Reason())
 	if c.cl.Properties.ProtocolVersion >= 5 {
 		_ = c.h.server.DisconnectClient(c.cl, code)
@@ -97,7 +101,12 @@ func (c *client) Disconnect(cause tokenauth.Cause) {
 }
 
 // Close implements tokenauth.Client: the socket closes under its writer.
-func (c *client) Close(cause tokenauth.Cause) { c.cl.Stop(mochiCode(cause.Reason())) }
+func (c *client) Close(cause tokenauth.Cause) {
+	if cause == tokenauth.CauseKicked {
+		c.cl.DiscardSession()
+	}
+	c.cl.Stop(mochiCode(cause.Reason()))
+}
 
 // Restrict implements tokenauth.Client: the subscriptions r does not cover
 // are removed from the client and from Mochi's topic tree.

@@ -1,6 +1,8 @@
 package hook
 
 import (
+	"time"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -12,12 +14,12 @@ import (
 // sends the CONNACK itself, with the code SPEC §3.1 gives, and returns an
 // error so that Mochi closes the connection.
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	c := &client{h: h, cl: cl}
+	c := &client{h: h, cl: cl, connectedAt: time.Now().UnixMilli()}
 	s, ref := h.auth.Connect(tokenauth.ConnectRequest{
 		ClientID: cl.ID, Remote: cl.Net.Remote, ProtocolVersion: cl.Properties.ProtocolVersion,
 		Username: pk.Connect.Username, Password: pk.Connect.Password, HasPassword: pk.Connect.PasswordFlag,
 		AuthMethod: pk.Properties.AuthenticationMethod, AuthData: pk.Properties.AuthenticationData,
-		HasWill: pk.Connect.WillFlag, WillTopic: pk.Connect.WillTopic,
+		HasWill: pk.Connect.WillFlag, WillTopic: pk.Connect.WillTopic, Persistent: persists(cl),
 	}, c)
 	if ref != nil {
 		_ = h.server.SendConnack(cl, connackCode(cl, ref.Code), false, nil)

@@ -147,7 +147,7 @@ func (h *Hook) restoreParked(cl *mqtt.Client, expire bool) {
 	for i, hg := range r.rec.Held {
 		grants[i] = tokenauth.HeldGrant{Grant: hg.Grant, Type: hg.Type}
 	}
-	c := &client{h: h, cl: cl, persistent: true, queue: make(map[uint16]msgRef, len(r.messages))}
+	c := &client{h: h, cl: cl, persistent: true, queue: make(map[uint16]msgRef, len(r.messages)), connectedAt: r.rec.Connected}
 	c.Session = h.auth.Restore(cl.ID, tokenauth.Form(r.rec.Form), r.rec.AccessKeyID, grants, c)
 	for _, m := range r.messages {
 		c.queue[m.PacketID] = msgRef{seq: m.Seq, topic: m.Topic, expiry: m.Expiry}

@@ -85,7 +85,8 @@ func (h *Hook) sessionRecord(c *client, disconnected int64) sessionstore.Session
 		ExpiryInterval: p.Props.SessionExpiryInterval, ExpiryFlag: p.Props.SessionExpiryIntervalFlag,
 		ReceiveMaximum: p.Props.ReceiveMaximum, TopicAliasMaximum: p.Props.TopicAliasMaximum,
 		MaximumPacketSize: p.Props.MaximumPacketSize, RequestProblemInfo: p.Props.RequestProblemInfo,
-		ProblemInfoFlag: p.Props.RequestProblemInfoFlag, Form: byte(form), AccessKeyID: ak, Disconnected: disconnected}
+		ProblemInfoFlag: p.Props.RequestProblemInfoFlag, Form: byte(form), AccessKeyID: ak, Disconnected: disconnected,
+		Connected: c.connectedAt}
 	if max := h.server.Options.Capabilities.MaximumSessionExpiryInterval; ss.ExpiryInterval > max {
 		ss.ExpiryInterval = max // as the CONNACK will say
 	}
@@ -116,6 +117,29 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 	if store := h.cfg.Store; store != nil {
 		store.WriteAsync(sessionstore.DeleteSession(cl.ID))
 	}
+}
+
+// Discard carries out a kick (KickClient, tokenauth.Config.Discard) on an
+// offline session: one of clientID whose last connection started before
+// kickedAt is discarded, as if it had expired. A connected client's session
+// is discarded by its Disconnect.
+func (h *Hook) Discard(clientID string, kickedAt time.Time) {
+	cl, ok := h.server.Clients.Get(clientID)
+	if !ok {
+		return
+	}
+	c := h.client(cl)
+	if c == nil || !c.parked.Load() || c.connectedAt >= kickedAt.UnixMilli() {
+		return
+	}
+	cl.ClearInflights()
+	h.server.UnsubscribeClient(cl)
+	h.server.Clients.Delete(clientID)
+	h.forget(cl)
+	if store := h.cfg.Store; store != nil {
+		store.WriteAsync(sessionstore.DeleteSession(clientID))
+	}
+	h.log.Info("offline session discarded: its client was kicked", "client", clientID)
 }
 
 // mayQueue reports whether an offline session takes a message on topic:

@@ -27,6 +27,9 @@ type Session struct {
 	// Disconnected is when the client went offline (Unix seconds), 0 while
 	// connected.
 	Disconnected int64 `json:"disconnected,omitempty"`
+	// Connected is when the connection that last used the session started
+	// (Unix ms): a kick (KickClient) made after it discards the session.
+	Connected int64 `json:"connected,omitempty"`
 }
 
 // Held is a token grant a session relies on, as the type it was given.

@@ -30,19 +30,11 @@ func NormalizeClientIDs(ids []string) ([]string, error) {
 		return nil, paramErrorf("ClientId", "%d client IDs given; at most %d are allowed", len(ids), MaxClientIDs)
 	}
 	for i, id := range ids {
-		var why string
-		switch star := strings.IndexByte(id, '*'); {
-		case id == "":
-			why = "is empty"
-		case len(id) > MaxClientIDLength:
-			why = "is longer than 65535 bytes"
-		case !utf8.ValidString(id):
-			why = "is not valid UTF-8"
-		case strings.IndexByte(id, 0) >= 0:
-			why = "contains the NUL character"
-		case strings.IndexByte(id, ',') >= 0:
+		why := clientIDProblem(id)
+		if why == "" && strings.IndexByte(id, ',') >= 0 {
 			why = "contains a comma (the list separator)"
-		case star >= 0 && star != len(id)-1:
+		}
+		if star := strings.IndexByte(id, '*'); why == "" && star >= 0 && star != len(id)-1 {
 			why = "has a '*' other than as its last character (a prefix ends in one '*')"
 		}
 		if why != "" {
@@ -52,6 +44,30 @@ func NormalizeClientIDs(ids []string) ([]string, error) {
 	out := slices.Clone(ids)
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// ValidateClientID checks one exact MQTT client ID (KickClient,
+// ListClients): a *ParamError for "ClientId" if it is not one.
+func ValidateClientID(id string) error {
+	if why := clientIDProblem(id); why != "" {
+		return paramErrorf("ClientId", "%s %s", quoteShort(id), why)
+	}
+	return nil
+}
+
+// clientIDProblem says what makes id no MQTT client ID, or "".
+func clientIDProblem(id string) string {
+	switch {
+	case id == "":
+		return "is empty"
+	case len(id) > MaxClientIDLength:
+		return "is longer than 65535 bytes"
+	case !utf8.ValidString(id):
+		return "is not valid UTF-8"
+	case strings.IndexByte(id, 0) >= 0:
+		return "contains the NUL character"
+	}
+	return ""
 }
 
 // ClientAllowed reports whether a token bound to ids may be used by a

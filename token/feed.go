@@ -41,9 +41,15 @@ func (r *Record) Grant() Grant {
 type FeedPage struct {
 	// Revocations of the instance asked for, in log order.
 	Revocations []Revocation
+	// Kicks of the instance's client IDs (KickClient), in log order.
+	Kicks []Revocation
 	// Next is the sequence number to ask after next time: the last entry
 	// looked at, whichever instance it was of.
 	Next uint64
+	// Head is the position of the log's last entry when the call began:
+	// the entries up to it were logged before it. A follower's first call
+	// tells it which kicks are from before it started (token.Revocation).
+	Head uint64
 	// Reset is true when the log restarted below the position asked for
 	// (a new store): the follower may have missed revocations and should
 	// drop what it cached.
@@ -98,13 +104,17 @@ func (s *Service) Feed(ctx context.Context, instanceID string, after uint64, wai
 		defer t.Stop()
 		timeout = t.C
 	}
-	for {
+	var first uint64 // the head when the call began
+	for i := 0; ; i++ {
 		changed := s.revoked.wait() // before reading, so no revocation slips between
 		head, err := s.store.RevocationHead(ctx)
 		if err != nil {
 			return FeedPage{}, fmt.Errorf("revocation feed: %w", err)
 		}
-		page := FeedPage{Next: after}
+		if i == 0 {
+			first = head
+		}
+		page := FeedPage{Next: after, Head: first}
 		if after > head {
 			page.Reset, page.Next, after = true, 0, 0
 		}
@@ -114,7 +124,11 @@ func (s *Service) Feed(ctx context.Context, instanceID string, after uint64, wai
 		}
 		for _, r := range revs {
 			page.Next = r.Seq
-			if r.InstanceID == instanceID {
+			switch {
+			case r.InstanceID != instanceID:
+			case r.IsKick():
+				page.Kicks = append(page.Kicks, r)
+			default:
 				page.Revocations = append(page.Revocations, r)
 			}
 		}

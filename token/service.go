@@ -1,6 +1,7 @@
 package token
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -58,6 +59,9 @@ type ServiceConfig struct {
 	MaxTTL time.Duration
 	// GCGrace is how long expired and revoked records are kept. Default 24h.
 	GCGrace time.Duration
+	// ReportTTL is how long a broker's reported connections are listed
+	// after its last report. Default DefaultReportTTL.
+	ReportTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives the service's logs. Default slog.Default().
@@ -76,6 +80,8 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	revoked   notifier // wakes Feed calls waiting for revocations
+	clients   registry // the connections brokers report
+	reportTTL time.Duration
 
 	queries, lookups, applies, revocations, storeErrors atomic.Int64
 }
@@ -125,6 +131,7 @@ func NewService(store Store, keys *Keyring, cfg ServiceConfig) (*Service, error)
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.reportTTL = cmp.Or(cfg.ReportTTL, DefaultReportTTL)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -7,7 +7,7 @@ import (
 
 // Store persists token records. It never sees a token string.
 //
-// Create and Revoke must be durable when they return: a crash right after
+// Create, Revoke and Kick must be durable when they return: a crash right after
 // must not lose them. Implementations must be safe for concurrent use.
 type Store interface {
 	// Create stores a new record. Its ID is fresh; an existing ID is an error.
@@ -18,6 +18,9 @@ type Store interface {
 	// revocation log and returns the updated record. Revoking a revoked
 	// record changes nothing and returns it. ErrNotFound if there is none.
 	Revoke(ctx context.Context, id ID, at time.Time) (*Record, error)
+	// Kick appends a kick (k.ClientID set, k.ID zero) to the revocation
+	// log and returns its Seq. It is durable when it returns.
+	Kick(ctx context.Context, k Revocation) (uint64, error)
 	// List returns up to limit records of one instance in creation order
 	// (then by ID), starting after the given position (nil: from the start).
 	List(ctx context.Context, instanceID string, after *ListPosition, limit int) ([]*Record, error)

@@ -140,13 +140,24 @@ func (r *Record) Check(now time.Time) error {
 // Revocation is one entry of a store's revocation log: token ID was revoked;
 // it would have expired at ExpireTime anyway. Seq increases with every
 // revocation, so a follower can ask for everything after the last one it saw.
+//
+// The same log carries KickClient's kicks (SPEC §2.2): an entry with a
+// ClientID is a kick of that client ID's connections and sessions at
+// RevokeTime, and its ID is zero. It is kept until ExpireTime like a
+// revocation, for brokers that start later and still hold a session of
+// that client ID from before the kick.
 type Revocation struct {
 	Seq        uint64
 	ID         ID
 	InstanceID string
 	RevokeTime time.Time
 	ExpireTime time.Time
+	ClientID   string // a kick when set
 }
+
+// IsKick reports whether the entry is a kick (KickClient) rather than a
+// revocation.
+func (r Revocation) IsKick() bool { return r.ClientID != "" }
 
 // ms truncates t to whole milliseconds, the precision of the API.
 func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }

@@ -34,6 +34,20 @@ type Config struct {
 	Observer Observer
 	// Logger receives the logs; never tokens. Default slog.Default().
 	Logger *slog.Logger
+	// Registry, if set, is told this broker's connections (ListClients):
+	// what changed within ReportFlush (default DefaultReportFlush), and
+	// everything again whenever it asks; a heartbeat every ReportInterval
+	// (default DefaultReportInterval). BrokerID names this process in the
+	// reports (default: host name and a random part).
+	Registry       ClientRegistry
+	ReportFlush    time.Duration
+	ReportInterval time.Duration
+	BrokerID       string
+	// Discard, if set, is called for every kick heard on the feed (KickClient,
+	// SPEC §2.2): the adapter discards a session of that client ID it keeps
+	// offline that ended before the kick. A connected client's session is
+	// discarded through Client.Disconnect (CauseKicked).
+	Discard func(clientID string, kickedAt time.Time)
 	// SentCode, if set, is the CONNACK code the adapter's broker sends for
 	// a refusal (a broker may not let it choose), for the log; the
 	// protocol version is 4 or 5. Default: the refusal's code.
@@ -60,6 +74,17 @@ type Authority struct {
 	closeOnce sync.Once
 
 	feedHealthy atomic.Bool
+
+	// The connections, for reports and kicks (clients.go).
+	connMu   sync.Mutex
+	connSeq  uint64
+	conns    map[uint64]*Session
+	byClient map[string][]*Session
+	added    map[uint64]struct{} // connections to report
+	gone     []uint64            // connections to report gone
+	// startHead is the feed's head when the follower first read it: kicks
+	// up to it are from before this Authority started (follow goroutine only).
+	startHead uint64
 }
 
 // New returns an Authority. It does no I/O; Start begins following
@@ -74,6 +99,15 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.FeedWait <= 0 {
 		cfg.FeedWait = 20 * time.Second
 	}
+	if cfg.ReportFlush <= 0 {
+		cfg.ReportFlush = DefaultReportFlush
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = DefaultReportInterval
+	}
+	if cfg.BrokerID == "" {
+		cfg.BrokerID = newBrokerID()
+	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
@@ -87,7 +121,8 @@ func New(cfg Config) (*Authority, error) {
 	}
 	cache.observe = cfg.Observer.Validation
 	return &Authority{cfg: cfg, cache: cache, log: log, obs: cfg.Observer,
-		byToken: make(map[token.ID]map[*Session]struct{}), stop: make(chan struct{})}, nil
+		byToken: make(map[token.ID]map[*Session]struct{}), stop: make(chan struct{}),
+		conns: make(map[uint64]*Session), byClient: make(map[string][]*Session), added: make(map[uint64]struct{})}, nil
 }
 
 // Cache returns the validation cache (for stats).
@@ -110,6 +145,10 @@ func (a *Authority) Start() {
 		a.done.Add(2)
 		go a.follow()
 		go a.janitor()
+		if a.cfg.Registry != nil {
+			a.done.Add(1)
+			go a.report()
+		}
 	})
 }
 
@@ -154,6 +193,10 @@ type ConnectRequest struct {
 	// Ctx, if set, bounds the token service calls this CONNECT makes (the
 	// cache's query timeout bounds each anyway).
 	Ctx context.Context
+	// Persistent is whether the session outlives the connection (MQTT
+	// 3.1.1 CleanSession 0; MQTT 5 a Session Expiry Interval), for
+	// ListClients.
+	Persistent bool
 	// WillTopic is the Will's topic, if the CONNECT has one (HasWill).
 	HasWill   bool
 	WillTopic string
@@ -189,6 +232,7 @@ func (a *Authority) Connect(req ConnectRequest, client Client) (*Session, *Refus
 		return nil, ref
 	}
 	a.index(s)
+	a.track(s)
 	a.obs.ConnectDecision("accepted", "ok")
 	if a.log.Enabled(context.Background(), slog.LevelInfo) {
 		a.log.Info("connect accepted", "client", req.ClientID, "remote", req.Remote, "token_id", joinIDs(s.TokenIDs()))

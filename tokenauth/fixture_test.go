@@ -43,6 +43,17 @@ func (f *flaky) Feed(ctx context.Context, inst string, after uint64, wait time.D
 	return f.svc.Feed(ctx, inst, after, wait)
 }
 
+// fixtureRegistry in a Config asks newFixture for its token service as the
+// registry.
+type fixtureRegistry struct{ ClientRegistry }
+
+func (f *flaky) ReportClients(ctx context.Context, r token.ClientReport) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.svc.ReportClients(ctx, r)
+}
+
 // recClient is the adapter's side of a connection, recording every call.
 type recClient struct {
 	mu          sync.Mutex
@@ -149,6 +160,9 @@ func newFixture(t *testing.T, edit func(*Config)) *fixture {
 		FeedWait: time.Second, Observer: f.obs, Logger: slog.New(slog.DiscardHandler)}
 	if edit != nil {
 		edit(&cfg)
+	}
+	if _, ok := cfg.Registry.(fixtureRegistry); ok {
+		cfg.Registry = f.val
 	}
 	a, err := New(cfg)
 	if err != nil {

@@ -82,6 +82,7 @@ func (a *Authority) Adopt(clientID, remote string, form Form, accessKeyID string
 		return s
 	}
 	a.index(s)
+	a.track(s)
 	s.Establish()
 	return s
 }
@@ -96,7 +97,8 @@ func (a *Authority) rebuild(clientID, remote string, form Form, accessKeyID stri
 		}
 		hs = append(hs, Held{Grant: g, Type: hg.Type, ACL: g.ACLFor(clientID)})
 	}
-	return newSession(a, client, ConnectRequest{ClientID: clientID, Remote: remote}, Credentials{Form: form, AccessKeyID: accessKeyID}, hs)
+	// An adopted connection is a NATS one: MQTT 3.1.1, persistent or not unknown.
+	return newSession(a, client, ConnectRequest{ClientID: clientID, Remote: remote, ProtocolVersion: 4}, Credentials{Form: form, AccessKeyID: accessKeyID}, hs)
 }
 
 // Resources returns the resources of the tokens the session holds for

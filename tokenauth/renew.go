@@ -85,6 +85,7 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 	s.mu.Unlock()
 	s.a.unindex(s, old)
 	s.a.index(s)
+	s.a.retrack(s)
 	if s.a.cache.isRevoked(g.TokenID) { // revoked while we were swapping it in
 		s.Kick(CauseRevoked, typ, "token revoked")
 		return RenewKicked

@@ -67,6 +67,7 @@ func (a *Authority) follow() {
 	defer cancelAll()
 	go func() { <-a.stop; cancelAll() }()
 	var next uint64
+	headKnown := false
 	backoff := 50 * time.Millisecond
 	for stopped.Err() == nil {
 		ctx, cancel := context.WithTimeout(stopped, a.cfg.FeedWait+10*time.Second)
@@ -94,9 +95,16 @@ func (a *Authority) follow() {
 		if page.Reset {
 			a.log.Warn("revocation log restarted; dropping cached answers")
 			a.cache.Purge()
+			headKnown = false // what the new log holds is from before we saw it
+		}
+		if !headKnown {
+			a.startHead, headKnown = page.Head, true
 		}
 		for _, rv := range page.Revocations {
 			a.Revoke(rv)
+		}
+		for _, k := range page.Kicks {
+			a.applyKick(k)
 		}
 		next = page.Next
 	}

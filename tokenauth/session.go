@@ -36,6 +36,7 @@ const (
 	CauseInvalid Cause = iota + 1 // an invalid or malformed renewal
 	CauseExpired                  // a token the connection relies on expired
 	CauseRevoked                  // a token the connection relies on was revoked
+	CauseKicked                   // KickClient: an administrator ended it; its session is discarded
 )
 
 // InvalidCode is the code of $SYS/tokenInvalidNotice for the cause.
@@ -54,7 +55,7 @@ func (c Cause) Reason() ReasonCode {
 	switch c {
 	case CauseExpired:
 		return ReasonMaxConnectTime
-	case CauseRevoked:
+	case CauseRevoked, CauseKicked:
 		return ReasonAdministrativeAction
 	}
 	return ReasonNotAuthorized
@@ -67,6 +68,8 @@ func (c Cause) String() string {
 		return "expired"
 	case CauseRevoked:
 		return "revoked"
+	case CauseKicked:
+		return "kicked"
 	}
 	return "invalid_renewal"
 }
@@ -89,6 +92,10 @@ type Session struct {
 	remote      string
 	form        Form
 	accessKeyID string // FormApsara: tokens must be issued by this key
+	protocol    byte
+	persistent  bool
+	since       time.Time
+	conn        uint64 // number in the Authority's reports; 0 until tracked
 
 	rights     atomic.Pointer[Rights] // read on every publish and delivery
 	authMethod atomic.Bool            // the client uses MQTT 5's Authentication Method "tokenmq"
@@ -102,7 +109,8 @@ type Session struct {
 
 func newSession(a *Authority, client Client, req ConnectRequest, creds Credentials, hs []Held) *Session {
 	s := &Session{a: a, client: client, clientID: req.ClientID, remote: req.Remote,
-		form: creds.Form, accessKeyID: creds.AccessKeyID, held: make([]*held, len(hs))}
+		form: creds.Form, accessKeyID: creds.AccessKeyID, held: make([]*held, len(hs)),
+		protocol: req.ProtocolVersion, persistent: req.Persistent, since: time.Now()}
 	for i, h := range hs {
 		s.held[i] = &held{Held: h}
 	}
@@ -189,6 +197,7 @@ func (s *Session) End() {
 	s.stopTimersLocked()
 	s.mu.Unlock()
 	s.a.unindex(s, s.TokenIDs())
+	s.a.untrack(s)
 }
 
 // armTimersLocked schedules the expiry notice and the expiry of one held
@@ -240,7 +249,9 @@ func (s *Session) Kick(cause Cause, typ token.Actions, why string) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.client.Notify(invalidNotice(cause, typ))
+			if cause != CauseKicked { // the tokens are fine; the connection is not
+				s.client.Notify(invalidNotice(cause, typ))
+			}
 			s.client.Disconnect(cause)
 		}()
 		select {

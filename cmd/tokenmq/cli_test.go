@@ -239,19 +239,21 @@ func TestHelpListsEveryTokenCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("tokenmq --help: exit %d", code)
 	}
-	for _, name := range tokenOrder {
-		if !strings.Contains(out, "tokenmq token "+name) {
-			t.Errorf("tokenmq --help does not name token %s:\n%s", name, out)
+	for _, g := range []apiCommands{tokenCommands, clientsCommands} {
+		for _, name := range g.order {
+			if !strings.Contains(out, "tokenmq "+g.group+" "+name) {
+				t.Errorf("tokenmq --help does not name %s %s:\n%s", g.group, name, out)
+			}
 		}
-	}
-	for _, h := range []string{"--help", "-h", "help"} {
-		code, out, errOut := cli(t, "token", h)
-		if code != 0 || errOut != "" {
-			t.Fatalf("tokenmq token %s: exit %d, stderr %q", h, code, errOut)
-		}
-		for _, name := range tokenOrder {
-			if !strings.Contains(out, tokenSubcommands[name].synopsis) {
-				t.Errorf("tokenmq token %s lacks %q:\n%s", h, tokenSubcommands[name].synopsis, out)
+		for _, h := range []string{"--help", "-h", "help"} {
+			code, out, errOut := cli(t, g.group, h)
+			if code != 0 || errOut != "" {
+				t.Fatalf("tokenmq %s %s: exit %d, stderr %q", g.group, h, code, errOut)
+			}
+			for _, name := range g.order {
+				if !strings.Contains(out, g.subs[name].synopsis) {
+					t.Errorf("tokenmq %s %s lacks %q:\n%s", g.group, h, g.subs[name].synopsis, out)
+				}
 			}
 		}
 	}

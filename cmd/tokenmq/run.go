@@ -33,6 +33,8 @@ Usage:
   tokenmq token explain TOKEN --topic TOPIC --operation publish|subscribe
   tokenmq token sign ACTION [Name=Value ...]   a signed GET URL, for curl
                                         (tokenmq token -h: every token command and its flags)
+  tokenmq clients list [--token-id ID] [--client-id ID]   the MQTT connections, on every broker
+  tokenmq clients kick CLIENT_ID        disconnect a client (0x98) and discard its session
   tokenmq keys rotate [--data-dir DIR]  start minting tokens with a new server key
   tokenmq nats issuer FILE              the NATS callout's issuer key (created if FILE is missing)
   tokenmq version
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "token":
 		return tokenCommand(ctx, args[1:], stdout, stderr)
+	case "clients":
+		return clientsCommand(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(args[1:], stdout, stderr)
 	case "nats":

@@ -87,32 +87,46 @@ var tokenSubcommands = map[string]tokenSubcommand{
 // tokenOrder is the order the token commands are listed in.
 var tokenOrder = []string{"apply", "query", "revoke", "get", "list", "explain", "sign"}
 
-// tokenUsage lists the token commands.
-func tokenUsage(w io.Writer) {
+// apiCommands is a group of commands that call the API: `tokenmq token
+// X`, `tokenmq clients X`.
+type apiCommands struct {
+	group string
+	subs  map[string]tokenSubcommand
+	order []string // the order they are listed in
+}
+
+var tokenCommands = apiCommands{"token", tokenSubcommands, tokenOrder}
+
+// usage lists the group's commands.
+func (g apiCommands) usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage:")
-	for _, name := range tokenOrder {
-		fmt.Fprintf(w, "  %s\n", tokenSubcommands[name].synopsis)
+	for _, name := range g.order {
+		fmt.Fprintf(w, "  %s\n", g.subs[name].synopsis)
 	}
-	fmt.Fprintln(w, "\ntokenmq token CMD -h shows a command's flags. They sign with TOKENMQ_ACCESS_KEY_ID and")
+	fmt.Fprintf(w, "\ntokenmq %s CMD -h shows a command's flags. They sign with TOKENMQ_ACCESS_KEY_ID and\n", g.group)
 	fmt.Fprintln(w, "TOKENMQ_ACCESS_KEY_SECRET, or else with the key serve stored in its data dir (--data-dir, --key-file).")
 }
 
 func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return tokenCommands.run(ctx, args, stdout, stderr)
+}
+
+func (g apiCommands) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		tokenUsage(stderr)
+		g.usage(stderr)
 		return exitUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		tokenUsage(stdout)
+		g.usage(stdout)
 		return exitOK
 	}
-	sub, ok := tokenSubcommands[args[0]]
+	sub, ok := g.subs[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "tokenmq token: unknown command %q; use %s\n", args[0], strings.Join(tokenOrder, ", "))
+		fmt.Fprintf(stderr, "tokenmq %s: unknown command %q; use %s\n", g.group, args[0], strings.Join(g.order, ", "))
 		return exitUsage
 	}
-	name := "token " + args[0]
+	name := g.group + " " + args[0]
 	fs := newFlagSet(name, sub.synopsis, stderr)
 	var cf clientFlags
 	cf.register(fs)

@@ -150,6 +150,7 @@ type ClientState struct {
 	outbound        outQueue           // queue for pending outbound packets (outbound.go)
 	endOnce         sync.Once          // only end once
 	isTakenOver     atomic.Bool        // used to identify orphaned clients
+	discard         atomic.Bool        // the session ends with the connection (DiscardSession)
 	packetID        uint32             // the current highest packetID
 	open            context.Context    // indicate that the client is open for packet exchange
 	cancelOpen      context.CancelFunc // cancel function for open context
@@ -428,6 +429,13 @@ func (cl *Client) StopTime() int64 {
 // Closed returns true if client connection is closed.
 func (cl *Client) Closed() bool {
 	return cl.State.open == nil || cl.State.open.Err() != nil
+}
+
+// DiscardSession makes the client's session end with its connection,
+// whatever its CleanSession flag or Session Expiry Interval said: an
+// administrator's kick (tokenmq's KickClient).
+func (cl *Client) DiscardSession() {
+	cl.State.discard.Store(true)
 }
 
 func (cl *Client) IsTakenOver() bool {

@@ -140,16 +140,22 @@ type revocationJSON struct {
 	Instance string `json:"inst"`
 	Revoke   int64  `json:"rvt"`
 	Expire   int64  `json:"exp"`
+	Client   string `json:"cid,omitempty"` // a kick
 }
 
 func decodeRevocation(k, v []byte) (token.Revocation, error) {
 	var rj revocationJSON
-	if err := json.Unmarshal(v, &rj); err != nil || len(rj.ID) != token.IDLen || len(k) != 8 {
+	err := json.Unmarshal(v, &rj)
+	idLen := token.IDLen
+	if rj.Client != "" {
+		idLen = 0 // a kick names a client ID, not a token
+	}
+	if err != nil || len(rj.ID) != idLen || len(k) != 8 {
 		return token.Revocation{}, fmt.Errorf("revocation %x: malformed (%v)", k, err)
 	}
 	rv := token.Revocation{
 		Seq: binary.BigEndian.Uint64(k), InstanceID: rj.Instance,
-		RevokeTime: time.UnixMilli(rj.Revoke), ExpireTime: time.UnixMilli(rj.Expire),
+		RevokeTime: time.UnixMilli(rj.Revoke), ExpireTime: time.UnixMilli(rj.Expire), ClientID: rj.Client,
 	}
 	copy(rv.ID[:], rj.ID)
 	return rv, nil

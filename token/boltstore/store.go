@@ -263,6 +263,32 @@ func (s *Store) Revoke(ctx context.Context, id token.ID, at time.Time) (*token.R
 	return out, nil
 }
 
+// Kick implements token.Store.
+func (s *Store) Kick(ctx context.Context, k token.Revocation) (uint64, error) {
+	if !k.IsKick() {
+		return 0, errors.New("boltstore: a kick needs a client ID")
+	}
+	var seq uint64
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		revs := tx.Bucket(bucketRevocations)
+		n, err := revs.NextSequence()
+		if err != nil {
+			return err
+		}
+		rv, err := json.Marshal(revocationJSON{ID: []byte{}, Instance: k.InstanceID, Revoke: k.RevokeTime.UnixMilli(),
+			Expire: k.ExpireTime.UnixMilli(), Client: k.ClientID})
+		if err != nil {
+			return err
+		}
+		seq = n
+		return revs.Put(u64(n), rv)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
 // List implements token.Store.
 func (s *Store) List(ctx context.Context, instanceID string, after *token.ListPosition, limit int) ([]*token.Record, error) {
 	var out []*token.Record

@@ -244,6 +244,30 @@ func (s *Store) Revoke(ctx context.Context, id token.ID, at time.Time) (*token.R
 	return out, nil
 }
 
+// Kick implements token.Store. Kicks are serialised with revocations so
+// that log sequence numbers become visible in order.
+func (s *Store) Kick(ctx context.Context, k token.Revocation) (uint64, error) {
+	if !k.IsKick() {
+		return 0, errors.New("pgstore: a kick needs a client ID")
+	}
+	var seq int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockRevoke); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO revocations (id, instance_id, revoke_ms, expire_ms, client_id) VALUES ($1,$2,$3,$4,$5) RETURNING seq`,
+			[]byte{}, k.InstanceID, k.RevokeTime.UnixMilli(), k.ExpireTime.UnixMilli(), k.ClientID).Scan(&seq); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", Channel, strconv.FormatInt(seq, 10))
+		return err
+	})
+	if err != nil {
+		return 0, s.check(err)
+	}
+	return uint64(seq), nil
+}
+
 // List implements token.Store.
 func (s *Store) List(ctx context.Context, instanceID string, after *token.ListPosition, limit int) ([]*token.Record, error) {
 	var rows pgx.Rows
@@ -271,7 +295,7 @@ func (s *Store) List(ctx context.Context, instanceID string, after *token.ListPo
 
 // Revocations implements token.Store.
 func (s *Store) Revocations(ctx context.Context, after uint64, limit int) ([]token.Revocation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, id, instance_id, revoke_ms, expire_ms FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), limit)
+	rows, err := s.pool.Query(ctx, `SELECT seq, id, instance_id, revoke_ms, expire_ms, client_id FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), limit)
 	if err != nil {
 		return nil, s.check(err)
 	}
@@ -284,10 +308,14 @@ func (s *Store) Revocations(ctx context.Context, after uint64, limit int) ([]tok
 			id       []byte
 			rvt, exp int64
 		)
-		if err := rows.Scan(&seq, &id, &rv.InstanceID, &rvt, &exp); err != nil {
+		if err := rows.Scan(&seq, &id, &rv.InstanceID, &rvt, &exp, &rv.ClientID); err != nil {
 			return nil, err
 		}
-		if len(id) != token.IDLen {
+		want := token.IDLen
+		if rv.IsKick() {
+			want = 0 // a kick names a client ID, not a token
+		}
+		if len(id) != want {
 			return nil, fmt.Errorf("revocation %d: token id of %d bytes", seq, len(id))
 		}
 		copy(rv.ID[:], id)

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) token.Store) {
 		{"Revoke", testRevoke},
 		{"RevokeUnknown", testRevokeUnknown},
 		{"RevocationLogPaging", testRevocationPaging},
+		{"KicksShareTheLog", testKicks},
 		{"ListPagingAndIsolation", testList},
 		{"Collect", testCollect},
 		{"ConcurrentCreateRevoke", testConcurrent},
@@ -206,6 +207,50 @@ func testRevocationPaging(t *testing.T, s token.Store) {
 	}
 	if !reflect.DeepEqual(seen, ids) {
 		t.Fatalf("revocations in log order = %v, want %v", seen, ids)
+	}
+}
+
+func testKicks(t *testing.T, s token.Store) {
+	ctx := context.Background()
+	r := NewRecord(t, "inst-a", 0, time.Hour)
+	mustCreate(t, s, r)
+	kick := token.Revocation{InstanceID: "inst-a", ClientID: "pump-7 ünïcode", RevokeTime: base.Add(time.Minute),
+		ExpireTime: base.Add(time.Minute + token.KickRetention)}
+	k1, err := s.Kick(ctx, kick)
+	if err != nil {
+		t.Fatalf("Kick: %v", err)
+	}
+	rec, err := s.Revoke(ctx, r.ID, base.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Kick(ctx, token.Revocation{InstanceID: "inst-a"}); err == nil {
+		t.Fatal("a kick without a client ID was logged")
+	}
+	log, err := s.Revocations(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 2 || log[0].Seq != k1 || rec.RevokeSeq <= k1 || log[1].Seq != rec.RevokeSeq {
+		t.Fatalf("log = %+v, kick seq %d, revocation seq %d", log, k1, rec.RevokeSeq)
+	}
+	got := log[0]
+	if !got.IsKick() || got.ClientID != kick.ClientID || got.ID != (token.ID{}) || got.InstanceID != "inst-a" ||
+		!got.RevokeTime.Equal(kick.RevokeTime) || !got.ExpireTime.Equal(kick.ExpireTime) {
+		t.Fatalf("kick read back as %+v", got)
+	}
+	if log[1].IsKick() || log[1].ID != r.ID {
+		t.Fatalf("revocation read back as %+v", log[1])
+	}
+	if head, _ := s.RevocationHead(ctx); head != rec.RevokeSeq {
+		t.Fatalf("head %d, want %d", head, rec.RevokeSeq)
+	}
+	// A kick is collected once its retention ends, like a revocation.
+	if _, err := s.Collect(ctx, kick.ExpireTime.Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := s.Revocations(ctx, 0, 10); len(log) != 0 {
+		t.Fatalf("after Collect: %+v", log)
 	}
 }
 

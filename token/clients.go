@@ -1,0 +1,202 @@
+package token
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Clients admin (SPEC §2.2 ListClients / KickClient). Brokers report their
+// connections to the token service (ReportClients: in process, or over the
+// API with a broker key) every few seconds; the service merges what every
+// broker reported into one list. A kick is an entry of the revocation log,
+// which every broker already follows, so it reaches the client wherever it
+// is connected, and a broker that was down hears of it when it is back.
+
+// ClientInfo is one MQTT connection of a broker.
+type ClientInfo struct {
+	// Conn identifies the connection within its broker's reports.
+	Conn            uint64
+	ClientID        string
+	Remote          string
+	ProtocolVersion byte // 4: 3.1.1, 5
+	TokenIDs        []ID
+	Since           time.Time // connected since
+	Persistent      bool      // the session outlives the connection
+	// Broker is the reporting broker's ID (set by the service).
+	Broker string
+}
+
+// ClientReport is one report of a broker's connections of one instance:
+// every connection it has (Full), or the ones that came (Connected) and
+// went (Gone, by Conn) since its previous report. An empty report is a
+// heartbeat. A broker may split a full picture over a Full report and the
+// reports after it.
+type ClientReport struct {
+	InstanceID string
+	// Broker identifies the reporting process; a restarted broker is a new
+	// one.
+	Broker string
+	// Seq numbers the broker's reports 1, 2, 3…: a gap means a report was
+	// lost, and the service asks for a full one.
+	Seq       uint64
+	Full      bool
+	Connected []ClientInfo
+	Gone      []uint64
+}
+
+// ClientFilter selects connections for ListClients; empty fields select all.
+type ClientFilter struct {
+	ClientID string
+	TokenID  *ID
+}
+
+// Registry defaults.
+const (
+	// DefaultReportTTL is how long a broker's connections are listed after
+	// its last report: brokers report at least every DefaultReportInterval.
+	DefaultReportTTL = 30 * time.Second
+	// KickRetention is how long a kick stays in the revocation log: a broker
+	// that starts within it still discards a session of the kicked client ID
+	// it kept from before the kick.
+	KickRetention = 31 * 24 * time.Hour
+	// MaxReportedConnections bounds what one broker may report.
+	MaxReportedConnections = 1 << 20
+)
+
+// ErrResync answers a report the service cannot apply: it has no picture of
+// that broker (it restarted, or the broker's previous report was lost). The
+// broker sends a full report next.
+var ErrResync = fmt.Errorf("client report out of sequence; send a full one")
+
+// registry is the service's picture of every broker's connections. It is
+// held in memory: a restarted service asks every broker for a full report
+// on its next one.
+type registry struct {
+	mu      sync.Mutex
+	brokers map[string]*brokerClients
+}
+
+type brokerClients struct {
+	instance string
+	seq      uint64
+	seen     time.Time
+	conns    map[uint64]ClientInfo
+}
+
+// ReportClients applies a broker's report; ErrResync asks for a full one.
+func (s *Service) ReportClients(_ context.Context, r ClientReport) error {
+	if !s.Serves(r.InstanceID) {
+		return ErrInstanceNotServed
+	}
+	if r.Broker == "" {
+		return paramErrorf("BrokerId", "is empty")
+	}
+	now := s.now()
+	reg := &s.clients
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if reg.brokers == nil {
+		reg.brokers = make(map[string]*brokerClients)
+	}
+	b := reg.brokers[r.Broker]
+	switch {
+	case r.Full:
+		b = &brokerClients{instance: r.InstanceID, conns: make(map[uint64]ClientInfo, len(r.Connected))}
+		reg.brokers[r.Broker] = b
+	case b == nil || b.instance != r.InstanceID || r.Seq != b.seq+1:
+		delete(reg.brokers, r.Broker)
+		return ErrResync
+	}
+	if len(b.conns)+len(r.Connected) > MaxReportedConnections {
+		delete(reg.brokers, r.Broker)
+		return paramErrorf("Connected", "more than %d connections reported by one broker", MaxReportedConnections)
+	}
+	b.seq, b.seen = r.Seq, now
+	for _, id := range r.Gone {
+		delete(b.conns, id)
+	}
+	for _, c := range r.Connected {
+		c.Broker = r.Broker
+		b.conns[c.Conn] = c
+	}
+	s.pruneReportsLocked(now)
+	return nil
+}
+
+// pruneReportsLocked forgets brokers that stopped reporting.
+func (s *Service) pruneReportsLocked(now time.Time) {
+	for id, b := range s.clients.brokers {
+		if now.Sub(b.seen) > s.reportTTL {
+			delete(s.clients.brokers, id)
+		}
+	}
+}
+
+// Clients returns the connections of instanceID that brokers reported and
+// f selects, ordered by client ID, then connection time, then broker.
+func (s *Service) Clients(_ context.Context, instanceID string, f ClientFilter) ([]ClientInfo, error) {
+	if !s.Serves(instanceID) {
+		return nil, ErrInstanceNotServed
+	}
+	var out []ClientInfo
+	reg := &s.clients
+	reg.mu.Lock()
+	s.pruneReportsLocked(s.now())
+	for _, b := range reg.brokers {
+		if b.instance != instanceID {
+			continue
+		}
+		for _, c := range b.conns {
+			if f.ClientID != "" && c.ClientID != f.ClientID {
+				continue
+			}
+			if f.TokenID != nil && !slices.Contains(c.TokenIDs, *f.TokenID) {
+				continue
+			}
+			out = append(out, c)
+		}
+	}
+	reg.mu.Unlock()
+	slices.SortFunc(out, CompareClients)
+	return out, nil
+}
+
+// CompareClients orders connections by client ID, then connection time,
+// then broker and connection: the order of ListClients.
+func CompareClients(a, b ClientInfo) int {
+	return cmp.Or(cmp.Compare(a.ClientID, b.ClientID), a.Since.Compare(b.Since),
+		cmp.Compare(a.Broker, b.Broker), cmp.Compare(a.Conn, b.Conn))
+}
+
+// KickClient kicks every connection of clientID on every broker of the
+// instance (SPEC §2.2) and has their sessions discarded: it appends a kick
+// to the revocation log, durable when KickClient returns, which brokers
+// apply within a second. It returns the kick and how many connections of
+// that client ID brokers had reported (0 does not mean nothing happens: a
+// broker that keeps an offline session of it discards that).
+func (s *Service) KickClient(ctx context.Context, instanceID, clientID string) (Revocation, int, error) {
+	if !s.Serves(instanceID) {
+		return Revocation{}, 0, ErrInstanceNotServed
+	}
+	if clientID == "" {
+		return Revocation{}, 0, paramErrorf("ClientId", "is empty")
+	}
+	if err := ValidateClientID(clientID); err != nil {
+		return Revocation{}, 0, err
+	}
+	now := ms(s.now())
+	k := Revocation{InstanceID: instanceID, ClientID: clientID, RevokeTime: now, ExpireTime: now.Add(KickRetention)}
+	seq, err := s.store.Kick(ctx, k)
+	if err != nil {
+		return Revocation{}, 0, fmt.Errorf("kick client: %w", s.storeFailed("kick", err))
+	}
+	k.Seq = seq
+	s.revoked.notify()
+	known, _ := s.Clients(ctx, instanceID, ClientFilter{ClientID: clientID})
+	s.log.Info("client kicked", "client", clientID, "instance", instanceID, "connections", len(known))
+	return k, len(known), nil
+}
