@@ -283,7 +283,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 	var h *hook.Hook // kicks heard on the feed discard its offline sessions
 	auth, err := tokenauth.New(tokenauth.Config{
 		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed, Registry: registry, Cache: b.Cache,
-		Discard: func(clientID string, at time.Time) { h.Discard(clientID, at) },
+		Discard:    func(clientID string, at time.Time) { h.Discard(clientID, at) },
 		AllowPlain: b.AllowPlainToken, ExpireNotice: b.ExpireNotice, Logger: s.log, Observer: s.metrics,
 	})
 	if err != nil {

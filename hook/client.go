@@ -37,8 +37,8 @@ type client struct {
 	persistent  bool
 	parked      atomic.Bool
 	connectedAt int64 // Unix ms: when the connection that last used the session started
-	qmu        sync.Mutex
-	queue      map[uint16]msgRef
+	qmu         sync.Mutex
+	queue       map[uint16]msgRef
 	// A takeover or resume in progress: the client that takes this one's
 	// session over (guarded by qmu), and on that one, the client it takes
 	// over until its CONNACK is out.
