@@ -242,3 +242,33 @@ func TestSplitRolesClientsAdmin(t *testing.T) {
 		t.Fatalf("publish after reconnecting: 0x%02x", c)
 	}
 }
+
+// SPEC §4's bigger deployment: two token-service replicas on PostgreSQL,
+// a broker on each. Either replica lists the connections of both brokers
+// and kicks a client on the broker that follows the other replica.
+func TestClusterClientsAdmin(t *testing.T) {
+	c := startCluster(t, "api:\n  rate_limits: {apply_token: 0, query_token: 0, other: 0}\n")
+	tok := applyWith(t, c.adminA, "dev/#", "R,W", time.Hour)
+	onX := mustConnect5(t, c.brokerX.mqttAddr(), "on-x", "d", tok)
+	onY := mustConnect5(t, c.brokerY.mqttAddr(), "on-y", "d", tok)
+	for _, admin := range []*api.Client{c.adminA, c.adminB} {
+		got := waitListed(t, admin, "on-x", "on-y")
+		if got[0].BrokerId == got[1].BrokerId || got[0].BrokerId == "" {
+			t.Fatalf("brokers %q and %q", got[0].BrokerId, got[1].BrokerId)
+		}
+	}
+	start := time.Now()
+	if _, err := c.adminA.KickClient(context.Background(), "mqtt-local", "on-y"); err != nil {
+		t.Fatal(err)
+	}
+	if rc := onY.waitClosed(2 * time.Second); rc != 0x98 {
+		t.Fatalf("DISCONNECT 0x%02x, want 0x98", rc)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the kick reached the other replica's broker after %v", d)
+	}
+	waitListed(t, c.adminB, "on-x")
+	if code := onX.publish("dev/x", 1, false, "still here"); code != 0 {
+		t.Fatalf("the client on X: publish 0x%02x", code)
+	}
+}

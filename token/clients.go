@@ -3,6 +3,7 @@ package token
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -72,9 +73,21 @@ const (
 // broker sends a full report next.
 var ErrResync = fmt.Errorf("client report out of sequence; send a full one")
 
-// registry is the service's picture of every broker's connections. It is
-// held in memory: a restarted service asks every broker for a full report
-// on its next one.
+// ClientStore keeps what brokers report of their connections. A Store that
+// implements it (pgstore) shares the reports between token-service
+// replicas; otherwise the service keeps them in memory, and a restarted
+// service asks every broker for a full report on its next one.
+type ClientStore interface {
+	// ApplyClientReport applies a report received at now, or drops what
+	// it held of that broker and returns ErrResync when the report does
+	// not follow the last one it applied (not Full, and not Seq+1).
+	ApplyClientReport(ctx context.Context, r ClientReport, now time.Time) error
+	// ReportedClients returns the connections of instanceID that f selects,
+	// of brokers that reported after seenAfter, in no order.
+	ReportedClients(ctx context.Context, instanceID string, f ClientFilter, seenAfter time.Time) ([]ClientInfo, error)
+}
+
+// registry is the in-memory ClientStore.
 type registry struct {
 	mu      sync.Mutex
 	brokers map[string]*brokerClients
@@ -88,20 +101,30 @@ type brokerClients struct {
 }
 
 // ReportClients applies a broker's report; ErrResync asks for a full one.
-func (s *Service) ReportClients(_ context.Context, r ClientReport) error {
+func (s *Service) ReportClients(ctx context.Context, r ClientReport) error {
 	if !s.Serves(r.InstanceID) {
 		return ErrInstanceNotServed
 	}
 	if r.Broker == "" {
 		return paramErrorf("BrokerId", "is empty")
 	}
-	now := s.now()
-	reg := &s.clients
+	if len(r.Connected) > MaxReportedConnections {
+		return paramErrorf("Connected", "more than %d connections in one report", MaxReportedConnections)
+	}
+	err := s.clients.ApplyClientReport(ctx, r, s.now())
+	if err != nil && !errors.Is(err, ErrResync) {
+		var pe *ParamError
+		if !errors.As(err, &pe) {
+			return fmt.Errorf("client report: %w", s.storeFailed("report clients", err))
+		}
+	}
+	return err
+}
+
+// ApplyClientReport implements ClientStore.
+func (reg *registry) ApplyClientReport(_ context.Context, r ClientReport, now time.Time) error {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if reg.brokers == nil {
-		reg.brokers = make(map[string]*brokerClients)
-	}
 	b := reg.brokers[r.Broker]
 	switch {
 	case r.Full:
@@ -123,31 +146,21 @@ func (s *Service) ReportClients(_ context.Context, r ClientReport) error {
 		c.Broker = r.Broker
 		b.conns[c.Conn] = c
 	}
-	s.pruneReportsLocked(now)
+	for id, o := range reg.brokers { // forget brokers that stopped reporting
+		if now.Sub(o.seen) > time.Hour {
+			delete(reg.brokers, id)
+		}
+	}
 	return nil
 }
 
-// pruneReportsLocked forgets brokers that stopped reporting.
-func (s *Service) pruneReportsLocked(now time.Time) {
-	for id, b := range s.clients.brokers {
-		if now.Sub(b.seen) > s.reportTTL {
-			delete(s.clients.brokers, id)
-		}
-	}
-}
-
-// Clients returns the connections of instanceID that brokers reported and
-// f selects, ordered by client ID, then connection time, then broker.
-func (s *Service) Clients(_ context.Context, instanceID string, f ClientFilter) ([]ClientInfo, error) {
-	if !s.Serves(instanceID) {
-		return nil, ErrInstanceNotServed
-	}
+// ReportedClients implements ClientStore.
+func (reg *registry) ReportedClients(_ context.Context, instanceID string, f ClientFilter, seenAfter time.Time) ([]ClientInfo, error) {
 	var out []ClientInfo
-	reg := &s.clients
 	reg.mu.Lock()
-	s.pruneReportsLocked(s.now())
+	defer reg.mu.Unlock()
 	for _, b := range reg.brokers {
-		if b.instance != instanceID {
+		if b.instance != instanceID || !b.seen.After(seenAfter) {
 			continue
 		}
 		for _, c := range b.conns {
@@ -160,7 +173,19 @@ func (s *Service) Clients(_ context.Context, instanceID string, f ClientFilter) 
 			out = append(out, c)
 		}
 	}
-	reg.mu.Unlock()
+	return out, nil
+}
+
+// Clients returns the connections of instanceID that brokers reported and
+// f selects, ordered by client ID, then connection time, then broker.
+func (s *Service) Clients(ctx context.Context, instanceID string, f ClientFilter) ([]ClientInfo, error) {
+	if !s.Serves(instanceID) {
+		return nil, ErrInstanceNotServed
+	}
+	out, err := s.clients.ReportedClients(ctx, instanceID, f, s.now().Add(-s.reportTTL))
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", s.storeFailed("list clients", err))
+	}
 	slices.SortFunc(out, CompareClients)
 	return out, nil
 }
@@ -196,7 +221,7 @@ func (s *Service) KickClient(ctx context.Context, instanceID, clientID string) (
 	}
 	k.Seq = seq
 	s.revoked.notify()
-	known, _ := s.Clients(ctx, instanceID, ClientFilter{ClientID: clientID})
+	known, _ := s.Clients(ctx, instanceID, ClientFilter{ClientID: clientID}) // for the answer only: the kick is logged
 	s.log.Info("client kicked", "client", clientID, "instance", instanceID, "connections", len(known))
 	return k, len(known), nil
 }

@@ -79,8 +79,8 @@ type Service struct {
 	gcGrace   time.Duration
 	now       func() time.Time
 	log       *slog.Logger
-	revoked   notifier // wakes Feed calls waiting for revocations
-	clients   registry // the connections brokers report
+	revoked   notifier    // wakes Feed calls waiting for revocations
+	clients   ClientStore // the connections brokers report
 	reportTTL time.Duration
 
 	queries, lookups, applies, revocations, storeErrors atomic.Int64
@@ -132,6 +132,11 @@ func NewService(store Store, keys *Keyring, cfg ServiceConfig) (*Service, error)
 		s.now = time.Now
 	}
 	s.reportTTL = cmp.Or(cfg.ReportTTL, DefaultReportTTL)
+	if cs, ok := store.(ClientStore); ok {
+		s.clients = cs // shared by the replicas on that store
+	} else {
+		s.clients = &registry{brokers: make(map[string]*brokerClients)}
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

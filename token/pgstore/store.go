@@ -352,6 +352,9 @@ func (s *Store) Collect(ctx context.Context, cutoff time.Time) (int, error) {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM nonces WHERE expires_ms < $1`, time.Now().UnixMilli()); err != nil {
 		return int(tag.RowsAffected()), s.check(err)
 	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM client_brokers WHERE seen_ms < $1`, time.Now().Add(-time.Hour).UnixMilli()); err != nil {
+		return int(tag.RowsAffected()), s.check(err)
+	}
 	_, err = s.pool.Exec(ctx, `DELETE FROM rate_windows WHERE window_ms < $1`, time.Now().Add(-time.Minute).UnixMilli())
 	return int(tag.RowsAffected()), s.check(err)
 }

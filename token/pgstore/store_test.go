@@ -27,6 +27,21 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) token.Store { return openFresh(t) })
 }
 
+// Two replicas on one database list what brokers reported to either.
+func TestClientReportsAcrossReplicas(t *testing.T) {
+	u := freshSchema(t)
+	var stores []token.Store
+	for range 2 {
+		s, err := Open(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	storetest.ClientReports(t, stores...)
+}
+
 // A second Open of a migrated database changes nothing; a database from a
 // newer build is refused.
 func TestMigrations(t *testing.T) {
