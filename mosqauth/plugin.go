@@ -172,7 +172,8 @@ func newPlugin(opts Options, b Broker, v tokenauth.Validator, feed tokenauth.Rev
 		opts.Cache.QueryTimeout = time.Second
 		p.opts.Cache.QueryTimeout = time.Second
 	}
-	auth, err := tokenauth.New(tokenauth.Config{InstanceID: opts.InstanceID, Validator: v, Feed: feed, Cache: opts.Cache,
+	registry, _ := feed.(tokenauth.ClientRegistry) // the token service: ListClients lists this broker's clients too
+	auth, err := tokenauth.New(tokenauth.Config{InstanceID: opts.InstanceID, Validator: v, Feed: feed, Registry: registry, Cache: opts.Cache,
 		AllowPlain: opts.AllowPlain, ExpireNotice: opts.ExpireNotice, Logger: p.log, SentCode: sentCode})
 	if err != nil {
 		return nil, err
