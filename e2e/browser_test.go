@@ -95,7 +95,9 @@ func TestBrowserRenewsOverWebSocket(t *testing.T) {
 	// The page's backend: it serves the page and MQTT.js, and issues each
 	// device a token for its own topics.
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, filepath.Join("browser", "page.html")) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join("browser", "page.html"))
+	})
 	mux.HandleFunc("/mqtt.min.js", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, filepath.Join("browser", "node_modules", "mqtt", "dist", "mqtt.min.js"))
 	})

@@ -114,4 +114,3 @@ func ClientReports(t *testing.T, stores ...token.Store) {
 		t.Fatalf("a broker that went quiet is still listed: %v", got)
 	}
 }
-
