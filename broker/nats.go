@@ -45,7 +45,7 @@ func (s *Server) startNATS() error {
 	cache.StaleGrace = -1
 	cache.QueryTimeout = min(cache.QueryTimeout, time.Second)
 	auth, err := tokenauth.New(tokenauth.Config{InstanceID: s.cfg.InstanceID, Validator: s.svc, Feed: s.svc, Registry: s.svc, Cache: cache,
-		AllowPlain: s.cfg.Broker.AllowPlainToken, Logger: s.log.With("broker", "nats")})
+		AllowPlain: s.cfg.Broker.AllowPlainToken, Logger: s.log.With("broker", "nats"), Clock: s.clock, Events: s.events})
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,12 @@ type Options struct {
 	ClientKey api.AccessKey
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Clock, if set, is the time tokens expire by, and their notices and
+	// disconnects fire on (tokenmqtest's). Not reachable from a config.
+	Clock tokenauth.Clock
+	// Events, if set, is told every connect decision, renewal and
+	// disconnect of the broker's core (tokenauth.Config.Events).
+	Events func(tokenauth.Event)
 }
 
 // Server is one tokenmq process.
@@ -57,6 +63,9 @@ type Server struct {
 	stopOnce  sync.Once
 	stopErr   error
 	ready     atomic.Bool
+
+	clock  tokenauth.Clock
+	events func(tokenauth.Event)
 
 	store   token.Store
 	svc     *token.Service
@@ -85,7 +94,11 @@ func New(opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, clientKey: opts.ClientKey, log: opts.Logger, listeners: map[string]*listener{}, metrics: metrics.New()}
+	s := &Server{cfg: cfg, clientKey: opts.ClientKey, log: opts.Logger, listeners: map[string]*listener{}, metrics: metrics.New(),
+		clock: opts.Clock, events: opts.Events}
+	if s.clock == nil {
+		s.clock = tokenauth.SystemClock{}
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -209,7 +222,7 @@ func (s *Server) startTokenService(ctx context.Context) (http.Handler, error) {
 	}
 	s.svc, err = token.NewService(s.store, kr, token.ServiceConfig{
 		Instances: s.cfg.Tokens.Instances, MinTTL: s.cfg.Tokens.MinTTL, MaxTTL: s.cfg.Tokens.MaxTTL,
-		GCGrace: s.cfg.Tokens.GCGrace, Logger: s.log,
+		GCGrace: s.cfg.Tokens.GCGrace, Logger: s.log, Now: s.clock.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -285,6 +298,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 		InstanceID: s.cfg.InstanceID, Validator: validator, Feed: feed, Registry: registry, Cache: b.Cache,
 		Discard:    func(clientID string, at time.Time) { h.Discard(clientID, at) },
 		AllowPlain: b.AllowPlainToken, ExpireNotice: b.ExpireNotice, Logger: s.log, Observer: s.metrics,
+		Clock: s.clock, Events: s.events,
 	})
 	if err != nil {
 		return err
@@ -506,6 +520,15 @@ func (s *Server) Hook() *hook.Hook { return s.hook }
 
 // Authority returns the broker's token authority (nil in role tokens).
 func (s *Server) Authority() *tokenauth.Authority { return s.auth }
+
+// ExpireSessions discards, now, the offline sessions whose expiry interval
+// has passed by the server's clock (the broker does it every second on
+// the system's time): for a test's clock (Options.Clock).
+func (s *Server) ExpireSessions() {
+	if s.mqtt != nil {
+		s.mqtt.ExpireSessions(s.clock.Now().Unix())
+	}
+}
 
 // Shutdown stops accepting, disconnects MQTT clients with 0x8B (server
 // shutting down), lets API requests in flight finish, and closes the store

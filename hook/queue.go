@@ -98,7 +98,7 @@ func (h *Hook) targets(pk *packets.Packet, reserve bool) ([]target, map[string]p
 	if len(subs.Shared) > 0 {
 		subs.SelectShared()
 	}
-	now := time.Now()
+	now := h.auth.Now()
 	var out []target
 	consider := func(id string, sub packets.Subscription) {
 		if sub.NoLocal && pk.Origin == id {

@@ -146,5 +146,5 @@ func (h *Hook) Discard(clientID string, kickedAt time.Time) {
 // the rights it last held cover it now (its token neither expired nor
 // revoked) and its queue has room.
 func (h *Hook) mayQueue(c *client, topic string) bool {
-	return c.cl.State.Inflight.Len() < h.cfg.MaxQueued && c.Permits(token.ActionRead, topic, time.Now())
+	return c.cl.State.Inflight.Len() < h.cfg.MaxQueued && c.Permits(token.ActionRead, topic, h.auth.Now())
 }

@@ -20,7 +20,7 @@ import (
 // a delayed one is held back and checked again when it is due.
 func (h *Hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	c := h.client(cl)
-	if c == nil || !c.Permits(token.ActionWrite, will.TopicName, time.Now()) {
+	if c == nil || !c.Permits(token.ActionWrite, will.TopicName, h.auth.Now()) {
 		h.log.Debug("will dropped: its topic is outside the connection's rights, or its token expired or was revoked", "client", cl.ID)
 		return mqtt.Will{}, nil // an empty topic reaches no subscriber and is not retained
 	}
@@ -40,7 +40,7 @@ func (h *Hook) delayWill(c *client, will mqtt.Will) {
 		if !h.wills.CompareAndDelete(id, w) {
 			return // cancelled, or replaced by a newer Will
 		}
-		if !s.Permits(token.ActionWrite, will.TopicName, time.Now()) {
+		if !s.Permits(token.ActionWrite, will.TopicName, h.auth.Now()) {
 			h.log.Info("delayed will dropped: its token expired or was revoked", "client", id)
 			return
 		}

@@ -48,6 +48,12 @@ type Config struct {
 	// offline that ended before the kick. A connected client's session is
 	// discarded through Client.Disconnect (CauseKicked).
 	Discard func(clientID string, kickedAt time.Time)
+	// Clock is the time of expiry decisions and timers. Default
+	// SystemClock{}.
+	Clock Clock
+	// Events, if set, is told every decision the core makes about a
+	// connection (Event), synchronously: it must not block.
+	Events func(Event)
 	// SentCode, if set, is the CONNACK code the adapter's broker sends for
 	// a refusal (a broker may not let it choose), for the log; the
 	// protocol version is 4 or 5. Default: the refusal's code.
@@ -99,6 +105,9 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.FeedWait <= 0 {
 		cfg.FeedWait = 20 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
 	if cfg.ReportFlush <= 0 {
 		cfg.ReportFlush = DefaultReportFlush
 	}
@@ -115,7 +124,7 @@ func New(cfg Config) (*Authority, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cache, err := NewCache(cfg.Validator, cfg.InstanceID, cfg.Cache, nil)
+	cache, err := NewCache(cfg.Validator, cfg.InstanceID, cfg.Cache, cfg.Clock.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +136,10 @@ func New(cfg Config) (*Authority, error) {
 
 // Cache returns the validation cache (for stats).
 func (a *Authority) Cache() *Cache { return a.cache }
+
+// Now is the Authority's clock's time: what adapters check expiry against
+// (Session.Permits).
+func (a *Authority) Now() time.Time { return a.cfg.Clock.Now() }
 
 // Observer returns the observer adapters report their own decisions to
 // (ACL denials).
@@ -229,11 +242,15 @@ func (a *Authority) Connect(req ConnectRequest, client Client) (*Session, *Refus
 			attrs = append(attrs, "err", ref.Err)
 		}
 		a.log.Log(context.Background(), level, "connect refused", attrs...)
+		a.record(Event{Kind: "connect", ClientID: req.ClientID, Remote: req.Remote, Result: "refused", Reason: ref.Reason, Code: ref.Code})
 		return nil, ref
 	}
 	a.index(s)
 	a.track(s)
 	a.obs.ConnectDecision("accepted", "ok")
+	if a.cfg.Events != nil {
+		a.record(Event{Kind: "connect", ClientID: req.ClientID, Remote: req.Remote, Result: "accepted", Reason: "ok", TokenIDs: s.TokenIDs()})
+	}
 	if a.log.Enabled(context.Background(), slog.LevelInfo) {
 		a.log.Info("connect accepted", "client", req.ClientID, "remote", req.Remote, "token_id", joinIDs(s.TokenIDs()))
 	}
@@ -267,6 +284,14 @@ func (a *Authority) connect(req ConnectRequest, client Client) (*Session, *Refus
 		return nil, &Refusal{Code: ReasonNotAuthorized, Reason: "will_not_allowed", TokenID: joinIDs(s.TokenIDs())}
 	}
 	return s, nil
+}
+
+// record tells Config.Events of e.
+func (a *Authority) record(e Event) {
+	if a.cfg.Events != nil {
+		e.Time = a.cfg.Clock.Now()
+		a.cfg.Events(e)
+	}
 }
 
 // janitor forgets expired revocations and cached answers.

@@ -50,6 +50,7 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 	g, err := s.a.cache.Lookup(context.Background(), tok) // a miss's call is bounded by QueryTimeout
 	if err != nil && !token.IsDenied(err) {
 		s.a.obs.Renewal("unavailable")
+		s.a.record(Event{Kind: "renewal", ClientID: s.clientID, Remote: s.remote, Result: "unavailable", Reason: "token_service_unavailable"})
 		s.a.log.Warn("renewal not checked: token service unavailable", "client", s.clientID, "err", err)
 		return RenewUnavailable
 	}
@@ -92,6 +93,7 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 	}
 	s.client.Restrict(r)
 	s.a.obs.Renewal("renewed")
+	s.a.record(Event{Kind: "renewal", ClientID: s.clientID, Remote: s.remote, Result: "renewed", Reason: "ok", TokenIDs: []token.ID{g.TokenID}})
 	s.a.log.Info("token renewed", "client", s.clientID, "token_id", g.TokenID.String(), "type", TypeName(typ))
 	return Renewed
 }
@@ -100,6 +102,7 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 // with code 1, then the disconnect (SPEC §3.4). why is for the log.
 func (s *Session) RefuseRenewal(typ token.Actions, why string) {
 	s.a.obs.Renewal("invalid")
+	s.a.record(Event{Kind: "renewal", ClientID: s.clientID, Remote: s.remote, Result: "invalid", Reason: why, Code: CauseInvalid.Reason()})
 	s.Kick(CauseInvalid, typ, why)
 }
 

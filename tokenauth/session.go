@@ -77,8 +77,8 @@ func (c Cause) String() string {
 // held is a token a session relies on, with its timers.
 type held struct {
 	Held
-	notice *time.Timer
-	expire *time.Timer
+	notice Timer
+	expire Timer
 }
 
 // Session is one connection's token state: the tokens it holds, its
@@ -110,7 +110,7 @@ type Session struct {
 func newSession(a *Authority, client Client, req ConnectRequest, creds Credentials, hs []Held) *Session {
 	s := &Session{a: a, client: client, clientID: req.ClientID, remote: req.Remote,
 		form: creds.Form, accessKeyID: creds.AccessKeyID, held: make([]*held, len(hs)),
-		protocol: req.ProtocolVersion, persistent: req.Persistent, since: time.Now()}
+		protocol: req.ProtocolVersion, persistent: req.Persistent, since: a.cfg.Clock.Now()}
 	for i, h := range hs {
 		s.held[i] = &held{Held: h}
 	}
@@ -205,15 +205,16 @@ func (s *Session) End() {
 func (s *Session) armTimersLocked(hd *held) {
 	exp := hd.Grant.ExpireTime
 	typ := hd.Type
+	clk := s.a.cfg.Clock
 	if n := s.a.cfg.ExpireNotice; n > 0 {
-		hd.notice = time.AfterFunc(max(time.Until(exp.Add(-n)), 0), func() {
+		hd.notice = clk.AfterFunc(max(exp.Add(-n).Sub(clk.Now()), 0), func() {
 			if s.closing.Load() {
 				return
 			}
 			s.client.Notify(expireNotice(exp, typ, s.authMethod.Load()))
 		})
 	}
-	hd.expire = time.AfterFunc(time.Until(exp), func() {
+	hd.expire = clk.AfterFunc(exp.Sub(clk.Now()), func() {
 		s.Kick(CauseExpired, typ, "token expired")
 	})
 }
@@ -226,7 +227,7 @@ func (s *Session) stopTimersLocked() {
 	}
 }
 
-func stopTimer(t *time.Timer) *time.Timer {
+func stopTimer(t Timer) Timer {
 	if t != nil {
 		t.Stop()
 	}
@@ -245,6 +246,8 @@ func (s *Session) Kick(cause Cause, typ token.Actions, why string) {
 	}
 	s.rights.Store(NoRights)
 	s.a.obs.Disconnected(cause.String())
+	s.a.record(Event{Kind: "disconnect", ClientID: s.clientID, Remote: s.remote, Result: cause.String(), Reason: why,
+		Code: cause.Reason(), TokenIDs: s.TokenIDs()})
 	run := func() {
 		done := make(chan struct{})
 		go func() {

@@ -1730,6 +1730,12 @@ func (s *Server) loadRetained(v []storage.Message) {
 	}
 }
 
+// ExpireSessions discards the sessions of clients disconnected for longer
+// than their expiry interval at now (Unix seconds), as the event loop does
+// every second with the system's time: for a test's clock (tokenmq's
+// tokenmqtest).
+func (s *Server) ExpireSessions(now int64) { s.clearExpiredClients(now) }
+
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
