@@ -16,6 +16,7 @@ import (
 	"github.com/tokenmq/tokenmq/config"
 	"github.com/tokenmq/tokenmq/internal/testkit"
 	"github.com/tokenmq/tokenmq/tokenauth"
+	"github.com/tokenmq/tokenmq/tokenmqtest"
 )
 
 // invalidNotice decodes a $SYS/tokenInvalidNotice payload.
@@ -33,8 +34,68 @@ func invalidNotice(t *testing.T, m message) (code int, typ string) {
 
 // SPEC §3.4: the expiry notice, renewal by $SYS/uploadToken keeping the
 // client past its first token's expiry, and the upload never routed.
+// On tokenmq's own broker it runs on tokenmqtest with the clock advanced:
+// production's 5-minute notice and a one-hour token, in milliseconds.
+// (TestMosquittoPlugin/RenewalKeepsClientAlive runs testRenewalKeepsClientAlive
+// in real time.)
 func TestRenewalKeepsClientAlive(t *testing.T) {
-	testRenewalKeepsClientAlive(t, startEnv(t, shortTTL, withNotice(1500*time.Millisecond)))
+	s := tokenmqtest.Start(t, tokenmqtest.WithClock())
+	watcher := mustConnect5(t, s.MQTT, "watcher", "w", s.MustApply(t, 24*time.Hour, "R", "#", "$SYS/#"))
+	watcher.subscribe("#", 1)
+	watcher.subscribe("$SYS/#", 1)
+
+	first := s.MustApply(t, time.Hour, "R,W", "dev/#")
+	firstExp := s.Now().Add(time.Hour)
+	dev := mustConnect5(t, s.MQTT, "dev", "d", first)
+	s.Advance(55*time.Minute - time.Millisecond)
+	dev.routed("dev/fence")
+	for _, m := range dev.received() {
+		if m.topic == "$SYS/tokenExpireNotice" {
+			t.Fatalf("expire notice before its time: %q", m.payload)
+		}
+	}
+	s.Advance(time.Millisecond)
+	notice := dev.waitMessage("$SYS/tokenExpireNotice", 2*time.Second)
+	var n struct {
+		ExpireTime int64  `json:"expireTime"`
+		Type       string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(notice.payload), &n); err != nil || n.Type != "RW" || n.ExpireTime != firstExp.UnixMilli() {
+		t.Fatalf("expire notice %q: %+v, %v", notice.payload, n, err)
+	}
+
+	second := s.MustApply(t, time.Hour, "R,W", "dev/#")
+	if c := dev.publish("$SYS/uploadToken", 1, false, fmt.Sprintf(`{"token":%q,"type":"RW"}`, second)); c != 0 {
+		t.Fatalf("uploadToken PUBACK 0x%02x, want 0x00", c)
+	}
+	if e, err := s.WaitEvent(2*time.Second, func(e tokenauth.Event) bool { return e.Kind == "renewal" }); err != nil || e.Result != "renewed" {
+		t.Fatalf("renewal: %+v, %v", e, err)
+	}
+	s.Advance(10 * time.Minute) // well past the first token's expiry
+	if c := dev.publish("dev/alive", 1, false, "yes"); c != 0 {
+		t.Fatalf("publish after the first token expired: 0x%02x", c)
+	}
+	watcher.waitMessage("dev/alive", 5*time.Second)
+	select {
+	case <-dev.closed:
+		t.Fatal("renewed client was disconnected")
+	default:
+	}
+	for _, m := range watcher.received() {
+		if strings.Contains(m.payload, second) || strings.Contains(m.topic, "uploadToken") {
+			t.Fatalf("the uploaded token reached a subscriber: %+v", m)
+		}
+	}
+	for _, m := range dev.received() {
+		if m.topic == "$SYS/tokenInvalidNotice" {
+			t.Fatalf("renewed client got %q", m.payload)
+		}
+	}
+	// Without the renewal the second token's expiry ends it, on the clock too.
+	s.Advance(time.Hour)
+	if r := dev.waitClosed(2 * time.Second); r != 0xA0 {
+		t.Fatalf("DISCONNECT 0x%02x at the second token's expiry, want 0xA0", r)
+	}
 }
 
 func testRenewalKeepsClientAlive(t *testing.T, e *env) {
