@@ -189,7 +189,12 @@ func TestServeGeneratesAKeyOnce(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"--data-dir", dir, "--api-addr", "127.0.0.1:0", "--role", "tokens"}
 	stdout, stderr, stop := serveUntilReady(t, args...)
-	m := regexp.MustCompile(`export TOKENMQ_ACCESS_KEY_ID=(\S+)\n\s+export TOKENMQ_ACCESS_KEY_SECRET=(\S+)`).FindStringSubmatch(stdout.String())
+	keyLines := regexp.MustCompile(`export TOKENMQ_ACCESS_KEY_ID=(\S+)\n\s+export TOKENMQ_ACCESS_KEY_SECRET=(\S+)`)
+	var m []string
+	// The key is printed once the start worked, just after "ready".
+	for deadline := time.Now().Add(5 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		m = keyLines.FindStringSubmatch(stdout.String())
+	}
 	if m == nil {
 		t.Fatalf("first start did not print a generated key: %q", stdout)
 	}

@@ -25,6 +25,7 @@ const usage = `tokenmq — MQTT broker with token authentication, and its token 
 
 Usage:
   tokenmq serve [flags]                 run broker and token service (see tokenmq serve -h)
+  tokenmq serve --dev                   a stand-in for ApsaraMQ in your tests: loopback, fixed printed key, short TTLs
   tokenmq token apply --resources 'a/+,b/#' --actions R,W --ttl 1h
   tokenmq token query TOKEN
   tokenmq token revoke TOKEN

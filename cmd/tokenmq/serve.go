@@ -29,6 +29,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", "tokenmq serve [flags]", stderr)
 	d := config.Default()
 	configPath := fs.String("config", "", "YAML config `file` (see configs/); flags win over it")
+	dev := fs.Bool("dev", false, "for applications' tests: everything on 127.0.0.1, the fixed printed key "+devKeyID+", tokens from 1 s, expiry notices 5 s ahead, no rate limits, a throwaway data dir (unless --data-dir)")
 	checkOnly := fs.Bool("check-config", false, "check the configuration (file, flags, environment), print it with secrets hidden, and exit")
 	flagged := config.Default() // flag values land here; only flags given are applied
 	fs.StringVar(&flagged.Role, "role", d.Role, "which parts run: all, broker or tokens")
@@ -62,8 +63,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	dataDirGiven := false
+	fs.Visit(func(f *flag.Flag) { dataDirGiven = dataDirGiven || f.Name == "data-dir" })
+	if *dev {
+		if dataDirGiven {
+			cfg.DataDir = flagged.DataDir
+		} else {
+			dir, err := os.MkdirTemp("", "tokenmq-dev-")
+			if err != nil {
+				fmt.Fprintf(stderr, "tokenmq serve --dev: %v\n", err)
+				return exitFailure
+			}
+			defer os.RemoveAll(dir)
+			cfg.DataDir = dir
+		}
+		devConfig(&cfg)
+	}
 	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &flagged, f.Name) })
 	cfg.SetDefaults()
+	if *dev && cfg.Role != config.RoleAll {
+		fmt.Fprintln(stderr, "tokenmq serve: --dev runs everything in one process (role all)")
+		return exitUsage
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "tokenmq serve: invalid configuration:\n%v\n", err)
 		return exitUsage
@@ -76,7 +97,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := broker.Options{Config: cfg, Logger: log,
 		ClientKey: api.AccessKey{ID: os.Getenv(envKeyID), Secret: os.Getenv(envKeySecret)}}
 	var storeKey func() error
-	if cfg.Role != config.RoleBroker {
+	if *dev {
+		opts.AccessKeys = []api.AccessKey{{ID: devKeyID, Secret: devKeySecret, Role: api.RoleAdmin}}
+	} else if cfg.Role != config.RoleBroker {
 		keys, store, err := resolveAccessKeys(cfg, os.Getenv, stdout, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "tokenmq serve: %v\n", err)
@@ -100,6 +123,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			srv.Shutdown(context.Background())
 			return exitFailure
 		}
+	}
+	if *dev {
+		printDevBanner(stdout, srv, cfg)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
