@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -87,6 +88,77 @@ func TestReadmeCommands(t *testing.T) {
 			t.Errorf("README.md block at line %d failed: %v\n%s\n--- output ---\n%s", b.line, err, script, out)
 		}
 	}
+}
+
+// readmeRaw returns the lines of the README's blocks opened with fence.
+func readmeRaw(t *testing.T, fence string) []readmeBlock {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []readmeBlock
+	var cur *readmeBlock
+	for n, line := range strings.Split(string(b), "\n") {
+		switch {
+		case cur == nil && line == fence:
+			cur = &readmeBlock{line: n + 1}
+		case cur != nil && line == "```":
+			out = append(out, *cur)
+			cur = nil
+		case cur != nil:
+			cur.commands = append(cur.commands, line)
+		}
+	}
+	return out
+}
+
+// Issue 18: the README's examples of testing an application against
+// `tokenmq serve --dev` — a shell test and a Node.js (MQTT.js) one — run as
+// written against the binary (only the ports are this test's).
+func TestReadmeDevExamples(t *testing.T) {
+	shell, js := readmeRaw(t, "```sh dev-test"), readmeRaw(t, "```js dev-test")
+	if len(shell) != 1 || len(js) != 1 {
+		t.Fatalf("%d shell and %d js dev-test blocks in README.md, want 1 and 1", len(shell), len(js))
+	}
+	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub"} {
+		needMosquittoClients(t, tool)
+	}
+	needBrowser(t) // node and e2e/browser/node_modules (mqtt)
+	p := startTokenmqAs(t, "", "", "--dev", "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "")
+	testkit.WaitFor(t, 5*time.Second, "the MQTT address", func() bool { return p.mqttAddr() != "" })
+	api := strings.TrimPrefix(p.apiURL, "http://")
+	_, mqttPort, _ := strings.Cut(p.mqttAddr(), ":")
+	ports := strings.NewReplacer("127.0.0.1:8080", api, "127.0.0.1:1883", p.mqttAddr(), "-p 1883", "-p "+mqttPort)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TOKENMQ_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PATH="+filepath.Dir(binary)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	exports := ""
+	for _, line := range shell[0].commands {
+		if strings.HasPrefix(line, "export ") {
+			exports = ports.Replace(line)
+		}
+	}
+	run := func(what string, b readmeBlock, cmd *exec.Cmd) {
+		t.Helper()
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("README.md %s at line %d failed: %v\n--- output ---\n%s", what, b.line, err, out)
+		}
+	}
+	run("shell test", shell[0], exec.Command("bash", "-euo", "pipefail", "-c", ports.Replace(strings.Join(shell[0].commands, "\n"))))
+	// The Node.js test, as device.test.mjs beside e2e/browser's node_modules.
+	file := filepath.Join("browser", fmt.Sprintf("readme-device-%d.test.mjs", os.Getpid()))
+	if err := os.WriteFile(file, []byte(ports.Replace(strings.Join(js[0].commands, "\n"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(file)
+	run("Node.js test", js[0], exec.Command("bash", "-euo", "pipefail", "-c", exports+"\nnode "+file))
 }
 
 // The contract is in the repository (docs/SPEC.md), so that a clone is
