@@ -160,6 +160,21 @@ func TestBadInput(t *testing.T) {
 		{"broker key calls ListTokens", func() *http.Request {
 			return reqFor(hs, post, hs.signed(post, brokerID, brokerSecret, "ListTokens", map[string]string{"InstanceId": "inst-a"}))
 		}, 403, "PermissionCheckFailed"},
+		{"broker key calls ListClients", func() *http.Request {
+			return reqFor(hs, post, hs.signed(post, brokerID, brokerSecret, "ListClients", map[string]string{"InstanceId": "inst-a"}))
+		}, 403, "PermissionCheckFailed"},
+		{"broker key calls KickClient", func() *http.Request {
+			return reqFor(hs, post, hs.signed(post, brokerID, brokerSecret, "KickClient", map[string]string{"InstanceId": "inst-a", "ClientId": "c"}))
+		}, 403, "PermissionCheckFailed"},
+		{"broker key reports out of sequence", func() *http.Request {
+			return reqFor(hs, post, hs.signed(post, brokerID, brokerSecret, "ReportClients", map[string]string{"InstanceId": "inst-a", "BrokerId": "b", "Seq": "x"}))
+		}, 400, "InvalidParameter.Seq"},
+		{"report with a bad Gone", func() *http.Request {
+			return reqFor(hs, post, hs.signed(post, brokerID, brokerSecret, "ReportClients", map[string]string{"InstanceId": "inst-a", "BrokerId": "b", "Seq": "1", "Full": "true", "Gone": "[-1]"}))
+		}, 400, "InvalidParameter.Gone"},
+		{"limited key lists clients of its forbidden instance", func() *http.Request {
+			return reqFor(hs, post, hs.signed(post, limitedID, limitedSecret, "ListClients", map[string]string{"InstanceId": "inst-a"}))
+		}, 400, "InstancePermissionCheckFailed"},
 		{"key limited to another instance", func() *http.Request {
 			return reqFor(hs, post, hs.signed(post, limitedID, limitedSecret, "ApplyToken", applyParams(hs, nil)))
 		}, 400, "InstancePermissionCheckFailed"},
