@@ -71,7 +71,8 @@ func Compile(filters []string) (*ACL, error) {
 	return a, nil
 }
 
-// Filters returns the filters the ACL was compiled from.
+// Filters returns the filters the ACL was compiled from; the slice is
+// shared (ACLs are shared between tokens): do not modify it.
 func (a *ACL) Filters() []string {
 	if a == nil {
 		return nil

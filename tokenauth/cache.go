@@ -3,6 +3,7 @@ package tokenauth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,7 @@ type Grant struct {
 // newGrant compiles a valid token's resources. An invalid resource is an
 // error: the service handed out what it should have refused.
 func newGrant(g token.Grant) (*Grant, error) {
-	compiled, err := acl.Compile(g.Resources)
+	compiled, err := compile(g.Resources)
 	if err != nil {
 		return nil, fmt.Errorf("%w: token %s has an invalid resource: %v", ErrUnavailable, g.TokenID, err)
 	}
@@ -86,6 +87,35 @@ func newGrant(g token.Grant) (*Grant, error) {
 		out.templated = out.templated || hasPlaceholder(r)
 	}
 	return out, nil
+}
+
+// compiledACLs shares compiled resource lists between tokens: a fleet's
+// tokens are often issued with the same resources (or the same
+// ${clientid} template), and compiling is most of a new token's first
+// CONNECT. A compiled ACL is immutable. Keyed by a hash of the list, never
+// holding it twice.
+var compiledACLs, _ = lru.New[[sha256.Size]byte, *acl.ACL](1024)
+
+// compile returns resources compiled, from compiledACLs if it has them.
+func compile(resources []string) (*acl.ACL, error) {
+	h := sha256.New()
+	var n [4]byte
+	for _, r := range resources { // length-prefixed: no two lists hash alike by joining
+		binary.BigEndian.PutUint32(n[:], uint32(len(r)))
+		h.Write(n[:])
+		h.Write([]byte(r))
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	if a, ok := compiledACLs.Get(key); ok {
+		return a, nil
+	}
+	a, err := acl.Compile(resources)
+	if err != nil {
+		return nil, err
+	}
+	compiledACLs.Add(key, a)
+	return a, nil
 }
 
 // ACL returns the token's resources, compiled as they are (a ${clientid}
@@ -99,7 +129,7 @@ func (g *Grant) ACLFor(clientID string) *acl.ACL {
 	if !g.templated {
 		return g.acl
 	}
-	a, err := acl.Compile(ExpandResources(g.Resources, clientID))
+	a, err := compile(ExpandResources(g.Resources, clientID))
 	if err != nil { // ExpandResources keeps only valid filters; fail closed anyway
 		return nil
 	}

@@ -230,3 +230,24 @@ func TestCacheCallerDeadlineLeavesTheCallRunning(t *testing.T) {
 		t.Fatalf("lookup after the call ended: %v, %d calls, want the cached answer and 1 call", err, v.calls.Load())
 	}
 }
+
+// Tokens with the same resources share one compiled ACL; others do not,
+// and a list is never confused with a re-split of it.
+func TestCompiledACLsAreShared(t *testing.T) {
+	exp := time.Now().Add(time.Hour)
+	g1, err := newGrant(token.Grant{TokenID: token.ID{1}, Resources: []string{"a/+", "b/#"}, ExpireTime: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, _ := newGrant(token.Grant{TokenID: token.ID{2}, Resources: []string{"a/+", "b/#"}, ExpireTime: exp})
+	g3, err := newGrant(token.Grant{TokenID: token.ID{3}, Resources: []string{"a/+", "/#"}, ExpireTime: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g1.ACL() != g2.ACL() {
+		t.Fatal("the same resources compiled twice")
+	}
+	if g3.ACL() == g1.ACL() || g3.ACL().Match("b/x") || !g1.ACL().Match("b/x") || !g3.ACL().Match("/x") {
+		t.Fatal("different resources share an ACL")
+	}
+}
