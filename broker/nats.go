@@ -44,12 +44,13 @@ func (s *Server) startNATS() error {
 	cache := s.cfg.Broker.Cache
 	cache.StaleGrace = -1
 	cache.QueryTimeout = min(cache.QueryTimeout, time.Second)
-	auth, err := tokenauth.New(tokenauth.Config{InstanceID: s.cfg.InstanceID, Validator: s.svc, Feed: s.svc, Registry: s.svc, Cache: cache,
+	auth, err := tokenauth.New(tokenauth.Config{InstanceID: s.cfg.InstanceID, Validator: s.svc, Feed: s.svc, Cache: cache,
 		AllowPlain: s.cfg.Broker.AllowPlainToken, Logger: s.log.With("broker", "nats"), Clock: s.clock, Events: s.events})
 	if err != nil {
 		return err
 	}
 	auth.Start()
+	s.svc.AddLocalClients(s.cfg.InstanceID, auth.Connections)
 	s.natsAuth = auth
 	c, err := natsauth.Start(natsauth.Config{URL: n.URL, User: n.User, Password: n.Password, Issuer: issuer, Account: n.Account,
 		SystemUser: n.SystemUser, SystemPassword: n.SystemPassword, Authority: auth, Tokens: s.svc, Logger: s.log})

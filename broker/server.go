@@ -280,9 +280,9 @@ func (s *Server) startBroker(ctx context.Context) error {
 	})
 	var validator tokenauth.Validator
 	var feed tokenauth.RevocationFeed
-	var registry tokenauth.ClientRegistry
+	var registry tokenauth.ClientRegistry // nil in process: the service lists the Authority's connections itself
 	if s.svc != nil {
-		validator, feed, registry = s.svc, s.svc, s.svc
+		validator, feed = s.svc, s.svc
 	} else {
 		// At most tokenServiceConns connections to the token service: a
 		// storm of CONNECTs with new tokens queues for them instead of
@@ -304,6 +304,9 @@ func (s *Server) startBroker(ctx context.Context) error {
 		return err
 	}
 	s.auth = auth
+	if s.svc != nil {
+		s.svc.AddLocalClients(s.cfg.InstanceID, auth.Connections)
+	}
 	var restored sessionstore.State
 	if b.Persistence == "bolt" {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {

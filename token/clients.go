@@ -55,6 +55,25 @@ type ClientFilter struct {
 	TokenID  *ID
 }
 
+// Selects reports whether the filter selects connection c.
+func (f ClientFilter) Selects(c ClientInfo) bool {
+	return (f.ClientID == "" || c.ClientID == f.ClientID) && (f.TokenID == nil || slices.Contains(c.TokenIDs, *f.TokenID))
+}
+
+// AddLocalClients adds a source of connections of instanceID the service
+// lists without reports: a broker in the same process (role all), whose
+// Authority then needs no Registry, and no copy of its connections is kept.
+func (s *Service) AddLocalClients(instanceID string, connections func() []ClientInfo) {
+	s.localMu.Lock()
+	s.local = append(s.local, localClients{instanceID, connections})
+	s.localMu.Unlock()
+}
+
+type localClients struct {
+	instance    string
+	connections func() []ClientInfo
+}
+
 // Registry defaults.
 const (
 	// DefaultReportTTL is how long a broker's connections are listed after
@@ -164,13 +183,9 @@ func (reg *registry) ReportedClients(_ context.Context, instanceID string, f Cli
 			continue
 		}
 		for _, c := range b.conns {
-			if f.ClientID != "" && c.ClientID != f.ClientID {
-				continue
+			if f.Selects(c) {
+				out = append(out, c)
 			}
-			if f.TokenID != nil && !slices.Contains(c.TokenIDs, *f.TokenID) {
-				continue
-			}
-			out = append(out, c)
 		}
 	}
 	return out, nil
@@ -185,6 +200,19 @@ func (s *Service) Clients(ctx context.Context, instanceID string, f ClientFilter
 	out, err := s.clients.ReportedClients(ctx, instanceID, f, s.now().Add(-s.reportTTL))
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", s.storeFailed("list clients", err))
+	}
+	s.localMu.Lock()
+	local := slices.Clone(s.local)
+	s.localMu.Unlock()
+	for _, src := range local {
+		if src.instance != instanceID {
+			continue
+		}
+		for _, c := range src.connections() {
+			if f.Selects(c) {
+				out = append(out, c)
+			}
+		}
 	}
 	slices.SortFunc(out, CompareClients)
 	return out, nil

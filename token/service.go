@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -81,6 +82,8 @@ type Service struct {
 	log       *slog.Logger
 	revoked   notifier    // wakes Feed calls waiting for revocations
 	clients   ClientStore // the connections brokers report
+	localMu   sync.Mutex
+	local     []localClients // brokers in this process (AddLocalClients)
 	reportTTL time.Duration
 
 	queries, lookups, applies, revocations, storeErrors atomic.Int64

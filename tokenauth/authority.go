@@ -82,12 +82,11 @@ type Authority struct {
 	feedHealthy atomic.Bool
 
 	// The connections, for reports and kicks (clients.go).
-	connMu   sync.Mutex
-	connSeq  uint64
-	conns    map[uint64]*Session
-	byClient map[string][]*Session
-	added    map[uint64]struct{} // connections to report
-	gone     []uint64            // connections to report gone
+	connMu  sync.Mutex
+	connSeq uint64
+	conns   map[uint64]*Session
+	added   map[uint64]struct{} // connections to report
+	gone    []uint64            // connections to report gone
 	// startHead is the feed's head when the follower first read it: kicks
 	// up to it are from before this Authority started (follow goroutine only).
 	startHead uint64
@@ -131,7 +130,7 @@ func New(cfg Config) (*Authority, error) {
 	cache.observe = cfg.Observer.Validation
 	return &Authority{cfg: cfg, cache: cache, log: log, obs: cfg.Observer,
 		byToken: make(map[token.ID]map[*Session]struct{}), stop: make(chan struct{}),
-		conns: make(map[uint64]*Session), byClient: make(map[string][]*Session), added: make(map[uint64]struct{})}, nil
+		conns: make(map[uint64]*Session), added: make(map[uint64]struct{})}, nil
 }
 
 // Cache returns the validation cache (for stats).

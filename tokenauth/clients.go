@@ -55,15 +55,16 @@ func (a *Authority) track(s *Session) {
 	a.connSeq++
 	s.conn = a.connSeq
 	a.conns[s.conn] = s
-	a.byClient[s.clientID] = append(a.byClient[s.clientID], s)
-	a.added[s.conn] = struct{}{}
+	if a.cfg.Registry != nil {
+		a.added[s.conn] = struct{}{}
+	}
 	a.connMu.Unlock()
 }
 
 // retrack reports a connection again (its tokens changed: a renewal).
 func (a *Authority) retrack(s *Session) {
 	a.connMu.Lock()
-	if a.conns[s.conn] == s {
+	if a.conns[s.conn] == s && a.cfg.Registry != nil {
 		a.added[s.conn] = struct{}{}
 	}
 	a.connMu.Unlock()
@@ -77,19 +78,9 @@ func (a *Authority) untrack(s *Session) {
 		return
 	}
 	delete(a.conns, s.conn)
-	delete(a.added, s.conn)
-	a.gone = append(a.gone, s.conn)
-	list := a.byClient[s.clientID]
-	for i, o := range list {
-		if o == s {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(a.byClient, s.clientID)
-	} else {
-		a.byClient[s.clientID] = list
+	if a.cfg.Registry != nil {
+		delete(a.added, s.conn)
+		a.gone = append(a.gone, s.conn)
 	}
 }
 
@@ -207,8 +198,13 @@ func (a *Authority) sendReports(seq *uint64, full bool, infos []token.ClientInfo
 // connection admitted since is not the one kicked.
 func (a *Authority) applyKick(k token.Revocation) {
 	if k.Seq > a.startHead {
+		var victims []*Session
 		a.connMu.Lock()
-		victims := append([]*Session(nil), a.byClient[k.ClientID]...)
+		for _, s := range a.conns { // kicks are rare: a scan, not an index kept for every connection
+			if s.clientID == k.ClientID {
+				victims = append(victims, s)
+			}
+		}
 		a.connMu.Unlock()
 		for _, s := range victims {
 			s.Kick(CauseKicked, 0, "kicked by an administrator")
