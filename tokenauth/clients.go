@@ -172,7 +172,7 @@ func (a *Authority) report() {
 // the broker's picture, the others add to it.
 func (a *Authority) sendReports(seq *uint64, full bool, infos []token.ClientInfo, gone []uint64) error {
 	for first := true; first || len(infos) > 0; first = false {
-		n := min(len(infos), reportChunk)
+		n := chunkLen(infos)
 		*seq++
 		r := token.ClientReport{InstanceID: a.cfg.InstanceID, Broker: a.cfg.BrokerID, Seq: *seq, Full: full && first,
 			Connected: infos[:n]}
@@ -188,6 +188,21 @@ func (a *Authority) sendReports(seq *uint64, full bool, infos []token.ClientInfo
 		}
 	}
 	return nil
+}
+
+// chunkLen is how many of infos go in one report: at most reportChunk, and
+// at most what fits well within a request body (1 MiB) even when every
+// byte of a client ID must be escaped, then percent-encoded (8 bytes each).
+func chunkLen(infos []token.ClientInfo) int {
+	const budget = 512 << 10
+	size := 0
+	for i, c := range infos {
+		size += 8*(len(c.ClientID)+len(c.Remote)) + 80*len(c.TokenIDs) + 200
+		if i > 0 && (size > budget || i == reportChunk) {
+			return i
+		}
+	}
+	return len(infos)
 }
 
 // applyKick carries out a KickClient heard on the feed: connections of the

@@ -148,3 +148,21 @@ func TestKickAppliesToTheConnectionsOfItsTime(t *testing.T) {
 		t.Fatal("a connection made after the kick was kicked by its replay")
 	}
 }
+
+// Reports are cut to fit a request body, whatever the client IDs.
+func TestReportChunks(t *testing.T) {
+	long := make([]token.ClientInfo, 50)
+	for i := range long {
+		long[i] = token.ClientInfo{ClientID: string(make([]byte, 65535)), TokenIDs: make([]token.ID, 4)}
+	}
+	if n := chunkLen(long); n < 1 || n*8*65535 > 1<<20 {
+		t.Fatalf("%d client IDs of 64 KiB in one report", n)
+	}
+	short := make([]token.ClientInfo, 3*reportChunk)
+	if n := chunkLen(short); n != reportChunk {
+		t.Fatalf("chunk of %d short entries, want %d", n, reportChunk)
+	}
+	if n := chunkLen(short[:5]); n != 5 {
+		t.Fatalf("chunk of %d, want 5", n)
+	}
+}
