@@ -139,3 +139,26 @@ func TestNATSCheckConfig(t *testing.T) {
 		t.Fatalf("a missing seed file passed --check-config:\n%s", out)
 	}
 }
+
+// ListClients and KickClient reach the NATS cluster's MQTT clients: the
+// callout's connections are listed, and a kick disconnects the client on
+// whichever node it is (its JetStream session is NATS's to keep).
+func TestNATSClientsAdmin(t *testing.T) {
+	e := startNATSEnv(t)
+	dev := natstest.MustDial(t, e.cluster.MQTT(1), "nats-dev", e.apply(t, "fleet/#", "R,W", time.Hour))
+	got := waitListed(t, e.admin, "nats-dev")
+	if got[0].ProtocolVersion != 4 || len(got[0].TokenIds) != 1 || got[0].BrokerId == "" {
+		t.Fatalf("listed as %+v", got[0])
+	}
+	start := time.Now()
+	if r, err := e.admin.KickClient(context.Background(), "mqtt-local", "nats-dev"); err != nil || r.Connections != 1 {
+		t.Fatalf("KickClient: %+v %v", r, err)
+	}
+	select {
+	case <-dev.Lost:
+		t.Logf("kicked %v after KickClient returned", time.Since(start).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kicked NATS client is still connected after 5s")
+	}
+	waitListed(t, e.admin)
+}

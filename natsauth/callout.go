@@ -410,7 +410,9 @@ func (c *Callout) kick(key connKey, why string) {
 	err := c.sendKick(key)
 	if err == nil {
 		c.kicks.Add(1)
-		c.forget(key)
+		if k := c.forget(key); k != nil {
+			k.end() // its DISCONNECT advisory will find nothing to end
+		}
 		return
 	}
 	c.kickFailures.Add(1)
@@ -467,7 +469,9 @@ func (c *Callout) housekeeping() {
 			for _, k := range keys {
 				if c.sendKick(k) == nil {
 					c.kicks.Add(1)
-					c.forget(k)
+					if kc := c.forget(k); kc != nil {
+						kc.end()
+					}
 				}
 			}
 		case <-scan.C:
