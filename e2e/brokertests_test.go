@@ -38,6 +38,7 @@ var brokerTests = []struct {
 	{"ClientBoundToken", nil, testClientBoundTokenE2E},
 	{"ClientIDPlaceholder", nil, testClientIDPlaceholderE2E},
 	{"TakeoverByTokenBoundElsewhereRefused", nil, testTakeoverByTokenBoundElsewhereRefused},
+	{"KickClient", nil, testKickClient},
 }
 
 // TestMosquittoPlugin runs brokerTests against a real Mosquitto loading

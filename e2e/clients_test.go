@@ -140,6 +140,38 @@ func TestClientsListAndKick(t *testing.T) {
 	}
 }
 
+// Every broker under test lists its clients and carries out a kick: MQTT 5
+// gets DISCONNECT 0x98, MQTT 3.1.1 a closed socket; others stay.
+func TestKickClient(t *testing.T) { testKickClient(t, startEnv(t)) }
+
+func testKickClient(t *testing.T, e *env) {
+	tok := e.apply("dev/#", "R,W", time.Hour)
+	k5 := mustConnect5(t, e.mqtt, "kick-5", "d", tok)
+	k3, code := connect3(t, e.mqtt, "kick-3", "d", tok)
+	if k3 == nil {
+		t.Fatalf("v3.1.1 connect: 0x%02x", code)
+	}
+	stays := mustConnect5(t, e.mqtt, "stays", "d", tok)
+	waitListed(t, e.api, "kick-3", "kick-5", "stays")
+	start := time.Now()
+	for _, id := range []string{"kick-5", "kick-3"} {
+		if r, err := e.api.KickClient(context.Background(), "mqtt-local", id); err != nil || r.Connections != 1 {
+			t.Fatalf("KickClient %s: %+v %v", id, r, err)
+		}
+	}
+	if rc := k5.waitClosed(2 * time.Second); rc != 0x98 {
+		t.Fatalf("kicked v5 client: DISCONNECT 0x%02x, want 0x98", rc)
+	}
+	k3.waitLost(2 * time.Second)
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("kicks took %v", d)
+	}
+	if c := stays.publish("dev/x", 1, false, "still here"); c != 0 {
+		t.Fatalf("the client not kicked: publish 0x%02x", c)
+	}
+	waitListed(t, e.api, "stays")
+}
+
 // A kick of a client that is offline discards the session a broker keeps
 // for it: what it subscribed to and what was queued for it are gone.
 func TestKickDiscardsAnOfflineSession(t *testing.T) {
