@@ -524,6 +524,16 @@ func (s *Server) Hook() *hook.Hook { return s.hook }
 // Authority returns the broker's token authority (nil in role tokens).
 func (s *Server) Authority() *tokenauth.Authority { return s.auth }
 
+// SessionOffline reports whether the broker keeps a session for clientID
+// whose client is disconnected (its DISCONNECT fully handled).
+func (s *Server) SessionOffline(clientID string) bool {
+	if s.mqtt == nil {
+		return false
+	}
+	cl, ok := s.mqtt.Clients.Get(clientID)
+	return ok && cl.Closed() && cl.StopTime() != 0
+}
+
 // ExpireSessions discards, now, the offline sessions whose expiry interval
 // has passed by the server's clock (the broker does it every second on
 // the system's time): for a test's clock (Options.Clock).

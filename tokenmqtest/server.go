@@ -254,10 +254,10 @@ func (s *Server) Advance(d time.Duration) {
 	s.srv.ExpireSessions()
 }
 
-// OfflineSessions returns how many persistent sessions the broker keeps
-// for clients that are offline: a client's DISCONNECT is handled once it
-// counts here.
-func (s *Server) OfflineSessions() int { return int(s.srv.Hook().QueueStats().Offline) }
+// SessionOffline reports whether the broker keeps clientID's session with
+// its client disconnected: once it does, the session's expiry interval
+// runs (from the system's time of the disconnect) and Advance can end it.
+func (s *Server) SessionOffline(clientID string) bool { return s.srv.SessionOffline(clientID) }
 
 func (s *Server) record(e tokenauth.Event) {
 	s.mu.Lock()

@@ -248,13 +248,13 @@ func TestSessionExpiryFollowsTheClock(t *testing.T) {
 	if err != nil || ca.ReasonCode != 0 {
 		t.Fatal(err, ca)
 	}
-	offline(t, s, d)
+	offline(t, s, d, "sleeper")
 	s.Advance(59 * time.Minute)
 	d, ca, _ = dial(s.MQTT, "sleeper", tok, persistent)
 	if !ca.SessionPresent {
 		t.Fatal("the session expired before its interval")
 	}
-	offline(t, s, d)
+	offline(t, s, d, "sleeper")
 	s.Advance(61 * time.Minute)
 	d, ca, _ = dial(s.MQTT, "sleeper", tok, persistent)
 	if ca.SessionPresent {
@@ -264,12 +264,12 @@ func TestSessionExpiryFollowsTheClock(t *testing.T) {
 }
 
 // offline disconnects d and waits until the broker keeps its session offline.
-func offline(t *testing.T, s *tokenmqtest.Server, d *device) {
+func offline(t *testing.T, s *tokenmqtest.Server, d *device, clientID string) {
 	t.Helper()
 	_ = d.c.Disconnect(&paho.Disconnect{})
 	<-d.c.Done()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.OfflineSessions() != 1 {
+	for !s.SessionOffline(clientID) {
 		if time.Now().After(deadline) {
 			t.Fatal("the session did not go offline")
 		}
