@@ -107,20 +107,25 @@ func (s *Session) info() token.ClientInfo {
 }
 
 // report keeps the registry up to date: what changed within ReportFlush,
-// a heartbeat every ReportInterval, everything after a failure or when the
-// registry asks.
+// a heartbeat every ReportInterval, everything when the registry asks, and
+// after a failure everything again one ReportInterval later (a token
+// service that cannot take reports is not sent the whole list every
+// second).
 func (a *Authority) report() {
 	defer a.done.Done()
 	t := time.NewTicker(a.cfg.ReportFlush)
 	defer t.Stop()
 	var seq uint64
 	full, healthy := true, true
-	var last time.Time
+	var last, retryAt time.Time
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
+		}
+		if time.Now().Before(retryAt) {
+			continue // the registry failed: not a full report every flush
 		}
 		a.connMu.Lock()
 		if !full && len(a.added) == 0 && len(a.gone) == 0 && time.Since(last) < a.cfg.ReportInterval {
@@ -160,6 +165,7 @@ func (a *Authority) report() {
 			t.Reset(a.cfg.ReportFlush)
 		default:
 			full = true // what changed meanwhile is lost: everything, next time
+			retryAt = time.Now().Add(a.cfg.ReportInterval)
 			if healthy {
 				a.log.Warn("client report failed; retrying", "err", err)
 			}

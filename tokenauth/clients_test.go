@@ -75,6 +75,25 @@ func TestReportsFollowConnections(t *testing.T) {
 	f.waitListed(reportChunk + 51)
 }
 
+// A registry that keeps failing is retried once a ReportInterval, not
+// sent the whole list every flush.
+func TestReportsBackOffWhileTheRegistryFails(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		reporting(c)
+		c.ReportInterval = 100 * time.Millisecond
+	})
+	f.val.down.Store(true)
+	start := f.val.reports.Load()
+	time.Sleep(550 * time.Millisecond)
+	if n := f.val.reports.Load() - start; n > 8 {
+		t.Fatalf("%d reports in 550 ms to a failing registry (flush 10 ms, interval 100 ms)", n)
+	}
+	f.val.down.Store(false)
+	tok, _ := f.apply(token.ActionRead, time.Hour, "a/#")
+	f.mustConnect("one", "u", tok)
+	f.waitListed(1)
+}
+
 func TestReportsExpireWhenABrokerStops(t *testing.T) {
 	f := newFixture(t, reporting)
 	tok, _ := f.apply(token.ActionRead, time.Hour, "a/#")

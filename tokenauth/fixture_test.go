@@ -23,8 +23,9 @@ const testInstance = "inst-a"
 // flaky is the token service as a Validator and RevocationFeed, with an
 // outage switch.
 type flaky struct {
-	svc  *token.Service
-	down atomic.Bool
+	svc     *token.Service
+	down    atomic.Bool
+	reports atomic.Int64 // ReportClients calls
 }
 
 var errDown = errors.New("connection refused")
@@ -48,6 +49,7 @@ func (f *flaky) Feed(ctx context.Context, inst string, after uint64, wait time.D
 type fixtureRegistry struct{ ClientRegistry }
 
 func (f *flaky) ReportClients(ctx context.Context, r token.ClientReport) error {
+	f.reports.Add(1)
 	if f.down.Load() {
 		return errDown
 	}
