@@ -122,9 +122,9 @@ wait:
 	}
 	admin := &api.Client{Endpoint: apiURL, AccessKeyID: "admin", AccessKeySecret: adminSecret}
 	tok := applyWith(t, admin, "demo/#", "R,W", time.Hour)
-	sub := natstest.MustDial(t, mqttAddrs[0], "sub", tok)
+	sub := natstest.DialUntil(t, mqttAddrs[0], "sub", tok, true) // the first MQTT client of a fresh cluster may find JetStream still settling
 	sub.Subscribe(t, "demo/+", 1)
-	pub := natstest.MustDial(t, mqttAddrs[2], "pub", tok)
+	pub := natstest.DialUntil(t, mqttAddrs[2], "pub", tok, true)
 	pub.Publish(t, "demo/x", 1, false, "through the script's cluster")
 	natstest.WaitPayloads(t, sub, "through the script's cluster")
 	if _, rc := natstest.Dial(t, mqttAddrs[1], "forger", "device", tok[:len(tok)-2]+"zz", true); rc != 5 {

@@ -290,10 +290,10 @@ func TestNATSSessionAndRetainedSurviveNodeLoss(t *testing.T) {
 	testkit.WaitFor(t, 5*time.Second, "the callout to reconnect", e.callout.Connected)
 	// Right after the loss, a node may still drop an MQTT connection before
 	// its CONNACK (paho's 254) while JetStream settles; a device retries.
-	pub2 := dialUntil(t, e.cluster.MQTT(2), "pub2", writeTok, true)
+	pub2 := natstest.DialUntil(t, e.cluster.MQTT(2), "pub2", writeTok, true)
 	pub2.Publish(t, "fleet/q", 1, false, "queued while offline")
 
-	back := dialUntil(t, e.cluster.MQTT(2), "dev", readTok, false)
+	back := natstest.DialUntil(t, e.cluster.MQTT(2), "dev", readTok, false)
 	natstest.WaitPayloads(t, back, "queued while offline")
 	late := natstest.MustDial(t, e.cluster.MQTT(1), "late", readTok)
 	late.Subscribe(t, "fleet/r", 1)
@@ -316,20 +316,4 @@ func TestNATSSessionAndRetainedSurviveNodeLoss(t *testing.T) {
 			t.Fatalf("a session resumed with a token without its rights got %+v", m)
 		}
 	}
-}
-
-// dialUntil connects within 10 s, retrying a connection dropped before its
-// CONNACK; a refusal (return code 5) fails the test at once.
-func dialUntil(t *testing.T, addr, clientID, password string, clean bool) *natstest.Client {
-	t.Helper()
-	var c *natstest.Client
-	testkit.WaitFor(t, 10*time.Second, clientID+" connected", func() bool {
-		var rc byte
-		c, rc = natstest.Dial(t, addr, clientID, "device", password, clean)
-		if rc == 5 {
-			t.Fatalf("connect %s: refused", clientID)
-		}
-		return rc == 0
-	})
-	return c
 }

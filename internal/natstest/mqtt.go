@@ -72,6 +72,23 @@ func MustDial(t *testing.T, addr, clientID, password string) *Client {
 	return c
 }
 
+// DialUntil connects within 10 s, retrying a connection NATS dropped
+// before its CONNACK (a cluster whose JetStream, where MQTT sessions live,
+// is still settling); a refusal (return code 5) fails the test at once.
+func DialUntil(t *testing.T, addr, clientID, password string, clean bool) *Client {
+	t.Helper()
+	var c *Client
+	testkit.WaitFor(t, 10*time.Second, clientID+" connected", func() bool {
+		var rc byte
+		c, rc = Dial(t, addr, clientID, "device", password, clean)
+		if rc == 5 {
+			t.Fatalf("connect %s: refused", clientID)
+		}
+		return rc == 0
+	})
+	return c
+}
+
 // subscribe returns the SUBACK's granted QoS (0x80: refused).
 func (c *Client) Subscribe(t *testing.T, filter string, qos byte) byte {
 	t.Helper()
