@@ -235,9 +235,6 @@ func (s *Service) KickClient(ctx context.Context, instanceID, clientID string) (
 	if !s.Serves(instanceID) {
 		return Revocation{}, 0, ErrInstanceNotServed
 	}
-	if clientID == "" {
-		return Revocation{}, 0, paramErrorf("ClientId", "is empty")
-	}
 	if err := ValidateClientID(clientID); err != nil {
 		return Revocation{}, 0, err
 	}

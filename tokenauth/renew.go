@@ -93,7 +93,9 @@ func (s *Session) Renew(tok string, typ token.Actions) RenewResult {
 	}
 	s.client.Restrict(r)
 	s.a.obs.Renewal("renewed")
-	s.a.record(Event{Kind: "renewal", ClientID: s.clientID, Remote: s.remote, Result: "renewed", Reason: "ok", TokenIDs: []token.ID{g.TokenID}})
+	if s.a.cfg.Events != nil {
+		s.a.record(Event{Kind: "renewal", ClientID: s.clientID, Remote: s.remote, Result: "renewed", Reason: "ok", TokenIDs: []token.ID{g.TokenID}})
+	}
 	s.a.log.Info("token renewed", "client", s.clientID, "token_id", g.TokenID.String(), "type", TypeName(typ))
 	return Renewed
 }

@@ -246,8 +246,10 @@ func (s *Session) Kick(cause Cause, typ token.Actions, why string) {
 	}
 	s.rights.Store(NoRights)
 	s.a.obs.Disconnected(cause.String())
-	s.a.record(Event{Kind: "disconnect", ClientID: s.clientID, Remote: s.remote, Result: cause.String(), Reason: why,
-		Code: cause.Reason(), TokenIDs: s.TokenIDs()})
+	if s.a.cfg.Events != nil { // TokenIDs takes the session's lock
+		s.a.record(Event{Kind: "disconnect", ClientID: s.clientID, Remote: s.remote, Result: cause.String(), Reason: why,
+			Code: cause.Reason(), TokenIDs: s.TokenIDs()})
+	}
 	run := func() {
 		done := make(chan struct{})
 		go func() {

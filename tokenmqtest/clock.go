@@ -90,10 +90,3 @@ func (c *Clock) Advance(d time.Duration) {
 		next.f()
 	}
 }
-
-// Pending returns how many timers wait for the clock.
-func (c *Clock) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
