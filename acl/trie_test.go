@@ -223,7 +223,7 @@ func FuzzCovers(f *testing.F) {
 			return
 		}
 		words := wordsOf(append(rs, filter)...)
-		if len(words) > 7 {
+		if len(words) > 5 {
 			return // keep the brute-force universe small
 		}
 		depth := 2 + max(strings.Count(filter, "/"), maxSlashes(rs))
