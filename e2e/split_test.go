@@ -94,6 +94,11 @@ func (p *proxy) setHang(hang bool) {
 	if hang {
 		p.closeAllLocked()
 	}
+	p.mu.Unlock()
+	// Let clients' HTTP pools see the closed connections: a request sent on
+	// one of them would fail at once with EOF instead of meeting the hang.
+	time.Sleep(100 * time.Millisecond)
+	p.mu.Lock()
 }
 
 // closeAllLocked closes every connection through the proxy; p.mu is held.
