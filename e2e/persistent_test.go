@@ -61,8 +61,17 @@ func payloads(ms []message, topicPrefix string) []string {
 
 func waitPayloads(t *testing.T, c sessionClient, prefix string, n int) []string {
 	t.Helper()
-	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("%d messages on %s", n, prefix), func() bool { return len(payloads(c.received(), prefix)) >= n })
-	return payloads(c.received(), prefix)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := payloads(c.received(), prefix)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 5s waiting for %d messages on %s; received %q", n, prefix, got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // SPEC §3.6: QoS 1 messages published while a persistent session is

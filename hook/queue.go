@@ -348,7 +348,10 @@ func (h *Hook) place(c *client, p passed, send bool) {
 	c.qmu.Unlock()
 	c.cl.State.Inflight.Set(pk)
 	if send {
-		_ = c.cl.WritePacket(pk) // if the write fails, the session's next resume resends it
+		// Queued behind the deliveries already routed to c, and after the
+		// resume's resends (Mochi holds the queue until they are written).
+		// If it cannot be queued, the session's next resume resends it.
+		_ = c.cl.QueuePacket(pk)
 	}
 }
 

@@ -285,11 +285,26 @@ func (cl *Client) NextPacketID() (i uint32, err error) {
 
 // ResendInflightMessages attempts to resend any pending inflight messages to connected clients.
 func (cl *Client) ResendInflightMessages(force bool) error {
+	return cl.resendInflight(false)
+}
+
+// resendInflight resends the in-flight messages; if exceptQueued, not those
+// waiting in the outgoing queue (tokenmq fork: deliveries queued while the
+// connection was held, written from the queue after).
+func (cl *Client) resendInflight(exceptQueued bool) error {
 	if cl.State.Inflight.Len() == 0 {
 		return nil
 	}
 
-	for _, tk := range cl.State.Inflight.GetAll(false) {
+	inflight := cl.State.Inflight.GetAll(false)
+	var skip map[uint16]bool
+	if exceptQueued { // after the snapshot: a delivery in both is at worst sent twice, never skipped
+		skip = cl.queuedPacketIDs()
+	}
+	for _, tk := range inflight {
+		if tk.FixedHeader.Type == packets.Publish && skip[tk.PacketID] {
+			continue
+		}
 		if tk.FixedHeader.Type == packets.Publish {
 			tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
 		}
@@ -535,7 +550,8 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 
 // WritePacket encodes and writes a packet to the client.
 func (cl *Client) WritePacket(pk packets.Packet) error {
-	return cl.writePacket(pk, cl.State.outbound.queued.Load() > 0)
+	q := &cl.State.outbound
+	return cl.writePacket(pk, q.queued.Load() > 0 && !q.held.Load())
 }
 
 // writePacket writes pk; if more is set, a write that follows will flush

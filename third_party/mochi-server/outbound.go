@@ -34,6 +34,7 @@ type outQueue struct {
 	closed  bool              // the client stopped: nothing more is queued
 	wake    chan struct{}     // made with the first writer; a waiting writer's signal
 	queued  atomic.Int32      // len(pending), read without the lock
+	held    atomic.Bool       // queued packets wait for releaseOutbound (a connection being set up); set under mu
 }
 
 // push queues pk unless the queue holds max packets or is closed, and
@@ -48,11 +49,14 @@ func (cl *Client) pushOutbound(pk *packets.Packet, max int32) bool {
 	q.pending = append(q.pending, pk)
 	q.queued.Store(int32(len(q.pending)))
 	q.pushed = true
-	start, wake := !q.running, q.waiting
-	q.running, q.waiting = true, false
-	if start && q.wake == nil {
-		q.wake = make(chan struct{}, 1)
+	start, wake := !q.running && !q.held.Load(), q.waiting
+	if start {
+		q.running = true
+		if q.wake == nil {
+			q.wake = make(chan struct{}, 1)
+		}
 	}
+	q.waiting = false
 	q.mu.Unlock()
 	atomic.AddInt32(&cl.State.outboundQty, 1)
 	switch {
@@ -83,6 +87,11 @@ func (cl *Client) drainOutbound() {
 		batch := q.pending
 		if q.closed {
 			q.pending, q.spare = nil, nil
+			q.running, q.waiting = false, false
+			q.mu.Unlock()
+			return
+		}
+		if q.held.Load() { // releaseOutbound starts another writer
 			q.running, q.waiting = false, false
 			q.mu.Unlock()
 			return
@@ -136,6 +145,63 @@ func (cl *Client) drainOutbound() {
 	}
 }
 
+// holdOutbound keeps what is queued from being written until
+// releaseOutbound (tokenmq fork). A connection is held from before it can
+// be found in Clients (where deliveries look for it) until its CONNACK
+// and a resumed session's in-flight messages are written: a delivery
+// routed to it meanwhile waits in the queue, instead of going out before
+// the CONNACK [MQTT-3.2.0-1] or ahead of older messages being resent
+// [MQTT-4.6.0-2].
+func (cl *Client) holdOutbound() {
+	q := &cl.State.outbound
+	q.mu.Lock()
+	q.held.Store(true)
+	q.mu.Unlock()
+}
+
+// releaseOutbound ends holdOutbound: what was queued meanwhile is written.
+func (cl *Client) releaseOutbound() {
+	q := &cl.State.outbound
+	q.mu.Lock()
+	q.held.Store(false)
+	start := !q.running && !q.closed && len(q.pending) > 0
+	if start {
+		q.running = true
+		if q.wake == nil {
+			q.wake = make(chan struct{}, 1)
+		}
+	}
+	q.mu.Unlock()
+	if start {
+		go cl.drainOutbound()
+	}
+}
+
+// queuedPacketIDs returns the packet IDs of the QoS 1 and 2 publishes
+// waiting in the queue: in-flight messages that will be written from it.
+func (cl *Client) queuedPacketIDs() map[uint16]bool {
+	q := &cl.State.outbound
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var ids map[uint16]bool
+	for _, pk := range q.pending {
+		if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos > 0 {
+			if ids == nil {
+				ids = make(map[uint16]bool)
+			}
+			ids[pk.PacketID] = true
+		}
+	}
+	return ids
+}
+
+// QueuePacket queues pk to be written after what is already queued, as a
+// delivery is (tokenmq fork): it waits while the connection is held
+// (holdOutbound). It reports false if the queue is full or closed.
+func (cl *Client) QueuePacket(pk packets.Packet) bool {
+	return cl.pushOutbound(&pk, cl.ops.options.Capabilities.MaximumClientWritesPending)
+}
+
 // closeOutbound drops what is queued; nothing more is accepted.
 func (cl *Client) closeOutbound() {
 	q := &cl.State.outbound
@@ -154,6 +220,14 @@ func (cl *Client) closeOutbound() {
 		}
 	}
 	atomic.AddInt32(&cl.State.outboundQty, -int32(dropped))
+}
+
+// outboundClosed reports whether the queue closed (the client stopped).
+func (cl *Client) outboundClosed() bool {
+	q := &cl.State.outbound
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
 }
 
 // OutboundQueued is the number of packets waiting in the client's queue.

@@ -486,6 +486,11 @@ func (s *Server) connectClient(cl *Client, listener string) (counted bool, err e
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
+	// Deliveries find cl once it is in Clients: they wait in its queue
+	// until the CONNACK and the resumed session's resends are written
+	// (tokenmq fork, holdOutbound).
+	cl.holdOutbound()
+	defer cl.releaseOutbound()
 	sessionPresent := s.inheritClientSession(pk, cl)
 	s.Clients.Add(cl) // [MQTT-4.1.0-1]
 
@@ -497,7 +502,7 @@ func (s *Server) connectClient(cl *Client, listener string) (counted bool, err e
 	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
 
 	if sessionPresent {
-		err = cl.ResendInflightMessages(true)
+		err = cl.resendInflight(true)
 		if err != nil {
 			return true, fmt.Errorf("resend inflight: %w", err)
 		}
@@ -1134,6 +1139,12 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if !cl.pushOutbound(&out, cl.ops.options.Capabilities.MaximumClientWritesPending) {
+		if cl.outboundClosed() {
+			// The client stopped after the check above (tokenmq fork: its
+			// queue closes with it): as there, the message stays in flight
+			// for its session, to be resent when it resumes.
+			return out, packets.CodeDisconnect
+		}
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
 		if out.FixedHeader.Qos > 0 {
