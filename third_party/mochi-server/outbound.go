@@ -49,13 +49,8 @@ func (cl *Client) pushOutbound(pk *packets.Packet, max int32) bool {
 	q.pending = append(q.pending, pk)
 	q.queued.Store(int32(len(q.pending)))
 	q.pushed = true
-	start, wake := !q.running && !q.held.Load(), q.waiting
-	if start {
-		q.running = true
-		if q.wake == nil {
-			q.wake = make(chan struct{}, 1)
-		}
-	}
+	wake := q.waiting
+	start := q.claimWriter()
 	q.waiting = false
 	q.mu.Unlock()
 	atomic.AddInt32(&cl.State.outboundQty, 1)
@@ -145,6 +140,19 @@ func (cl *Client) drainOutbound() {
 	}
 }
 
+// claimWriter reports whether the caller is to start a writer: none runs,
+// the queue is open and not held. Call with mu held.
+func (q *outQueue) claimWriter() bool {
+	if q.running || q.closed || q.held.Load() {
+		return false
+	}
+	q.running = true
+	if q.wake == nil {
+		q.wake = make(chan struct{}, 1)
+	}
+	return true
+}
+
 // holdOutbound keeps what is queued from being written until
 // releaseOutbound (tokenmq fork). A connection is held from before it can
 // be found in Clients (where deliveries look for it) until its CONNACK
@@ -164,13 +172,7 @@ func (cl *Client) releaseOutbound() {
 	q := &cl.State.outbound
 	q.mu.Lock()
 	q.held.Store(false)
-	start := !q.running && !q.closed && len(q.pending) > 0
-	if start {
-		q.running = true
-		if q.wake == nil {
-			q.wake = make(chan struct{}, 1)
-		}
-	}
+	start := len(q.pending) > 0 && q.claimWriter()
 	q.mu.Unlock()
 	if start {
 		go cl.drainOutbound()
