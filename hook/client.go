@@ -48,9 +48,6 @@ type client struct {
 	// whether it is out (queue.go, passOn); guarded by qmu.
 	passed  []passed
 	adopted bool
-	// quotaRefused: SUBSCRIBEs (by packet ID) with filters refused for the
-	// subscription limit, whose SUBACK codes become 0x97 (limits.go).
-	quotaRefused map[uint16][]int
 	// reserved counts records written for this session whose delivery
 	// Mochi has not made yet: places taken in its queue.
 	reserved atomic.Int32

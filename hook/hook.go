@@ -132,7 +132,7 @@ var (
 	provided = []byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublished, mqtt.OnPacketRead, mqtt.OnWill,
-		mqtt.OnPacketSent, mqtt.OnPacketEncode, mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnSelectSubscribers,
+		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnSelectSubscribers,
 		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired,
 	}
 	providedWithStore = []byte{

@@ -20,8 +20,6 @@ const (
 	// refusedTopic replaces a refused publish's topic: Mochi drops a
 	// client's publish to $SYS without answering (the hook has answered).
 	refusedTopic = "$SYS/tokenmq/refused"
-	// refusedFilter replaces a refused filter: Mochi answers it 0x8F.
-	refusedFilter = "#/#"
 )
 
 // levels counts a topic's or filter's levels, in one pass.
@@ -66,10 +64,10 @@ func (h *Hook) limitPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 }
 
 // limitSubscribe refuses the filters of a SUBSCRIBE that are too deep, or
-// past the client's subscription limit.
+// past the client's subscription limit: Mochi answers them with the code
+// set in Refused (0x8F, 0x97; 0x80 for MQTT 3.1.1), and never walks them.
 func (h *Hook) limitSubscribe(cl *mqtt.Client, pk packets.Packet, v5 bool) (packets.Packet, bool) {
 	have := cl.State.Subscriptions.Len()
-	var over []int
 	filters := make(packets.Subscriptions, len(pk.Filters)) // Mochi's slice is the client's packet: not edited in place
 	copy(filters, pk.Filters)
 	for i, f := range filters {
@@ -77,56 +75,18 @@ func (h *Hook) limitSubscribe(cl *mqtt.Client, pk packets.Packet, v5 bool) (pack
 			if !v5 {
 				return pk, false
 			}
-			filters[i].Filter = refusedFilter
+			filters[i].Refused = packets.ErrTopicFilterInvalid.Code
 			continue
 		}
 		if _, exists := cl.State.Subscriptions.Get(f.Filter); exists {
 			continue // a resubscribe takes no new place
 		}
 		if have >= h.cfg.MaxSubscriptions {
-			filters[i].Filter = refusedFilter
-			over = append(over, i)
+			filters[i].Refused = packets.ErrQuotaExceeded.Code
 			continue
 		}
 		have++
 	}
 	pk.Filters = filters
-	if len(over) > 0 && v5 {
-		if c := h.client(cl); c != nil {
-			c.qmu.Lock()
-			if c.quotaRefused == nil {
-				c.quotaRefused = make(map[uint16][]int)
-			}
-			c.quotaRefused[pk.PacketID] = over
-			c.qmu.Unlock()
-		}
-	}
 	return pk, true
-}
-
-// OnPacketEncode gives the filters refused for the subscription limit
-// their code in the SUBACK: 0x97 (quota exceeded), not Mochi's 0x8F.
-func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type != packets.Suback {
-		return pk
-	}
-	c := h.client(cl)
-	if c == nil {
-		return pk
-	}
-	c.qmu.Lock()
-	over := c.quotaRefused[pk.PacketID]
-	delete(c.quotaRefused, pk.PacketID)
-	c.qmu.Unlock()
-	if len(over) == 0 {
-		return pk
-	}
-	codes := append([]byte(nil), pk.ReasonCodes...)
-	for _, i := range over {
-		if i < len(codes) {
-			codes[i] = packets.ErrQuotaExceeded.Code
-		}
-	}
-	pk.ReasonCodes = codes
-	return pk
 }

@@ -179,6 +179,10 @@ type Subscription struct {
 	RetainAsPublished bool
 	NoLocal           bool
 	FwdRetainedFlag   bool // true if the subscription forms part of a publish response to a client subscription and packet is retained.
+	// Refused, when a hook sets it to a reason code of 0x80 or more (in
+	// OnPacketRead or OnSubscribe), refuses the filter with that code in the
+	// SUBACK (0x80 for MQTT 3.1.1); it is not encoded. (tokenmq's fork.)
+	Refused byte
 }
 
 // Copy creates a new instance of a packet, but with an empty header for inheriting new QoS flags, etc.
