@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -405,7 +406,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"Code":"InternalError","Message":"response encoding failed"}`)
 	}
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(b))} // never chunked, whatever its size
 	w.WriteHeader(status)
 	w.Write(b)
 }
+
+var contentTypeJSON = []string{"application/json;charset=utf-8"}

@@ -53,7 +53,7 @@ var (
 	// fleetTargets: the idle-fleet scenarios (memory, storm).
 	fleetTargets      = []string{"tokenmq", "mochi-allow-all", "mosquitto", "mosquitto-plugin"}
 	persistentTargets = []string{"tokenmq", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist"}
-	defaultTargets    = []string{"tokenmq", "tokenmq-split", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist", "mosquitto-plugin"}
+	defaultTargets    = []string{"tokenmq", "tokenmq-split", "tokenmq-memory", "mochi-allow-all", "mochi-bolt", "mosquitto", "mosquitto-persist", "mosquitto-plugin", "net-http"}
 )
 
 func scenarios() []scenario {
@@ -147,14 +147,14 @@ func scenarios() []scenario {
 				pp := p.(pubPrep)
 				return fanoutRound(t, pp.pubs[0], pp.pubs[1:], o.duration)
 			}},
-		{name: "query-token-api", unit: "requests/s", better: "higher", targets: []string{"tokenmq"},
+		{name: "query-token-api", unit: "requests/s", better: "higher", targets: []string{"tokenmq", "net-http"},
 			prepare: prepareQuery,
 			round: func(t *target, o *options, p any) outcome {
 				out := queryRound(t, p.(string), o.duration, o.warm["query:"+t.name], 0)
 				o.warm["query:"+t.name] = out.value // size the next round's pre-signed requests
 				return out
 			}},
-		{name: "query-token-p99-at-20k", unit: "ms", better: "lower", targets: []string{"tokenmq"},
+		{name: "query-token-p99-at-20k", unit: "ms", better: "lower", targets: []string{"tokenmq", "net-http"},
 			prepare: prepareQuery,
 			round:   func(t *target, o *options, p any) outcome { return queryRound(t, p.(string), o.duration, 0, 20000) }},
 		{name: "revoke-to-disconnect-p99", unit: "ms", better: "lower", targets: []string{"tokenmq", "tokenmq-split"},
@@ -301,6 +301,8 @@ func startTargets(names []string, o *options, log io.Writer) ([]*target, error) 
 			t, err = startMochi("mochi-allow-all", "")
 		case "mochi-bolt":
 			t, err = startMochi("mochi-bolt", "bolt")
+		case "net-http":
+			t, err = startNetHTTP()
 		case "nats-callout", "nats-static", "nats-static-bcrypt":
 			t, err = startNATS(n)
 		case "mosquitto-plugin":
@@ -343,10 +345,10 @@ type row struct {
 	// operation counted, for rate scenarios: the cost of the work itself,
 	// steadier than throughput when the generator shares the cores.
 	CPUPerOp map[string]float64 `json:",omitempty"`
-	// Ratio and CPURatio hold, for tokenmq and tokenmq-split, the median of
-	// each round's ratio to allow-all Mochi's value in the same round: the
-	// rounds are paired, so a slow spell of the machine that hits every
-	// target in one round does not move the ratio.
+	// Ratio and CPURatio hold, by ratio column ("tokenmq/mochi", see pairs),
+	// the median of each round's ratio of a target to its reference in the
+	// same round: the rounds are paired, so a slow spell of the machine that
+	// hits every target in one round does not move the ratio.
 	Ratio, CPURatio map[string]float64 `json:",omitempty"`
 }
 
@@ -448,15 +450,18 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 	return r
 }
 
-// summarize takes per-round values by target to each target's median and
-// the median paired ratio of tokenmq and tokenmq-split to allow-all Mochi.
+// summarize takes per-round values by target to each target's median and,
+// for each pair (a ratio column) whose two targets the rounds have, the
+// median paired ratio, keyed by the column.
 func summarize(rounds []map[string]float64) (medians, ratios map[string]float64) {
-	by, pairs := map[string][]float64{}, map[string][]float64{}
+	by, paired := map[string][]float64{}, map[string][]float64{}
 	for _, vs := range rounds {
 		for name, v := range vs {
 			by[name] = append(by[name], v)
-			if ref := vs[pairOf(name)]; ref > 0 {
-				pairs[name] = append(pairs[name], v/ref)
+		}
+		for _, p := range pairs {
+			if v, ok := vs[p.target]; ok && vs[p.ref] > 0 {
+				paired[p.column] = append(paired[p.column], v/vs[p.ref])
 			}
 		}
 	}
@@ -464,30 +469,24 @@ func summarize(rounds []map[string]float64) (medians, ratios map[string]float64)
 	for name, vs := range by {
 		medians[name] = median(vs)
 	}
-	for name, vs := range pairs {
-		ratios[name] = median(vs)
+	for column, vs := range paired {
+		ratios[column] = median(vs)
 	}
 	return medians, ratios
 }
 
 // pairs are the ratio columns: a target measured against its reference,
-// round by round. tokenmq against the same broker library without auth;
-// the NATS callout against the same cluster with static users; Mosquitto
-// with tokenmq's plugin against Mosquitto with password and ACL files.
+// round by round. tokenmq against the same broker library without auth,
+// and its QueryToken API against a bare net/http server answering the same
+// requests; the NATS callout against the same cluster with static users;
+// Mosquitto with tokenmq's plugin against Mosquitto with password and ACL
+// files.
 var pairs = []struct{ target, ref, column string }{
 	{"tokenmq", "mochi-allow-all", "tokenmq/mochi"},
 	{"tokenmq-split", "mochi-allow-all", "split/mochi"},
+	{"tokenmq", "net-http", "tokenmq/net-http"},
 	{"nats-callout", "nats-static", "callout/static"},
 	{"mosquitto-plugin", "mosquitto", "plugin/mosquitto"},
-}
-
-func pairOf(target string) string {
-	for _, p := range pairs {
-		if p.target == target {
-			return p.ref
-		}
-	}
-	return ""
 }
 
 func ratioHeader() string {
@@ -501,8 +500,7 @@ func ratioHeader() string {
 // ratios prints the paired ratios, one column per pair.
 func ratios(w io.Writer, of map[string]float64) {
 	for _, p := range pairs {
-		n := p.target
-		if v, ok := of[n]; ok {
+		if v, ok := of[p.column]; ok {
 			fmt.Fprintf(w, "%.2f\t", v)
 		} else {
 			fmt.Fprint(w, "-\t")

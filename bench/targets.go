@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,29 @@ func serveChild(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "READY mqtt=%s\n", l.Address())
 		io.Copy(io.Discard, os.Stdin)
 		return s.Close()
+	case "net-http":
+		// The floor under tokenmq's QueryToken API: net/http with the API
+		// server's timeouts, reading and parsing the same signed form,
+		// answering it with a fixed body, and nothing else.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute,
+			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := r.ParseForm(); err != nil || r.PostForm.Get("Action") != "QueryToken" {
+					http.Error(w, "not a QueryToken form", http.StatusBadRequest)
+					return
+				}
+				w.Header()["Content-Type"] = []string{"application/json;charset=utf-8"}
+				w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorAnswer))}
+				w.Write(floorAnswer)
+			})}
+		go srv.Serve(ln)
+		fmt.Fprintf(stdout, "READY api=%s\n", ln.Addr())
+		io.Copy(io.Discard, os.Stdin)
+		return srv.Close()
 	case "tokenmq":
 		role, tokenService := args[1], ""
 		if len(args) > 2 {
@@ -249,6 +273,20 @@ func startTokenmqSplit() (*target, error) {
 	}
 	return &target{name: "tokenmq-split", kind: "tokenmq", mqtt: bv["mqtt"], proc: brk, also: []*child{tokens},
 		api: apiClient("http://" + tv["api"])}, nil
+}
+
+// floorAnswer is the net-http target's QueryToken answer, the size of
+// tokenmq's for the bench's token.
+var floorAnswer = []byte(`{"RequestId":"0123456789abcdef0123456789abcdef","TokenStatus":true,"TokenId":"0123456789abcdef",` +
+	`"Resources":["bench/#"],"Actions":["R"],"ExpireTime":1796169600000,"Valid":true}`)
+
+// startNetHTTP starts the net-http target (the QueryToken scenarios' floor).
+func startNetHTTP() (*target, error) {
+	c, v, err := startChild("net-http")
+	if err != nil {
+		return nil, err
+	}
+	return &target{name: "net-http", kind: "net-http", api: &api.Client{Endpoint: "http://" + v["api"]}, proc: c}, nil
 }
 
 func startMochi(name, storage string) (*target, error) {
