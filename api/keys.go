@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"hash"
 	"slices"
@@ -32,7 +33,7 @@ type AccessKey struct {
 // key is an AccessKey as the server holds it, with its HMACs.
 type key struct {
 	AccessKey
-	macs [2]sync.Pool // HMAC-SHA1 and HMAC-SHA256 keyed with Secret+"&", reused across requests
+	macs [2]sync.Pool // *signers: HMAC-SHA1 and HMAC-SHA256 keyed with Secret+"&", reused across requests
 }
 
 // MinSecretLength is the shortest access key secret accepted.
@@ -61,7 +62,7 @@ func NewKeys(keys []AccessKey) (*Keys, error) {
 		}
 		kk := &key{AccessKey: AccessKey{ID: k.ID, Secret: k.Secret, Role: k.Role, Instances: slices.Clone(k.Instances)}}
 		for i, method := range []string{SignatureHMACSHA1, SignatureHMACSHA256} {
-			kk.macs[i].New = func() any { return newMAC(method, kk.Secret) }
+			kk.macs[i].New = func() any { return &signer{mac: newMAC(method, kk.Secret)} }
 		}
 		ks.byID[k.ID] = kk
 	}
@@ -78,9 +79,18 @@ func (k *AccessKey) allowsInstance(instance string) bool {
 	return len(k.Instances) == 0 || slices.Contains(k.Instances, instance)
 }
 
-// mac returns a reset HMAC of the key for a signature method (nil if the
-// method is unknown); give it back with putMAC.
-func (k *key) mac(method string) hash.Hash {
+// signer is a key's HMAC for one signature method with the buffers a
+// signature check uses, so that a check allocates nothing.
+type signer struct {
+	mac hash.Hash
+	sts []byte            // the StringToSign
+	sum [sha256.Size]byte // the MAC (SHA-1's or SHA-256's)
+	enc [base64Len]byte   // the MAC in base64
+}
+
+// signer returns a reset signer of the key for a signature method (nil if
+// the method is unknown); give it back with putSigner.
+func (k *key) signer(method string) *signer {
 	i := 0
 	switch method {
 	case SignatureHMACSHA1:
@@ -89,15 +99,18 @@ func (k *key) mac(method string) hash.Hash {
 	default:
 		return nil
 	}
-	m := k.macs[i].Get().(hash.Hash)
-	m.Reset()
-	return m
+	sg := k.macs[i].Get().(*signer)
+	sg.mac.Reset()
+	return sg
 }
 
-func (k *key) putMAC(method string, m hash.Hash) {
+func (k *key) putSigner(method string, sg *signer) {
+	if cap(sg.sts) > 4096 {
+		sg.sts = nil // not kept for the next request: one with huge parameters
+	}
 	if method == SignatureHMACSHA256 {
-		k.macs[1].Put(m)
+		k.macs[1].Put(sg)
 	} else {
-		k.macs[0].Put(m)
+		k.macs[0].Put(sg)
 	}
 }

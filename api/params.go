@@ -45,11 +45,13 @@ func parseRequestParams(r *http.Request, maxBody int64) (params, *Error) {
 	if r.Body == nil || r.Method == http.MethodGet {
 		return ps, nil
 	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct != "application/x-www-form-urlencoded" {
-		return ps, nil
+	const form = "application/x-www-form-urlencoded"
+	if ct := r.Header.Get("Content-Type"); ct != form { // the SDKs' exact value skips the parser
+		if ct, _, _ = mime.ParseMediaType(ct); ct != form {
+			return ps, nil
+		}
 	}
-	body, rerr := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	body, rerr := readBody(r, maxBody)
 	if rerr != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(rerr, &tooLarge) {
@@ -59,6 +61,20 @@ func parseRequestParams(r *http.Request, maxBody int64) (params, *Error) {
 		return nil, newError(CodeInvalidParameter, "The request body could not be read.")
 	}
 	return appendParams(ps, string(body))
+}
+
+// readBody reads a request body of at most maxBody bytes: in one buffer of
+// its declared length when it has one.
+func readBody(r *http.Request, maxBody int64) ([]byte, error) {
+	n := r.ContentLength
+	if n < 0 || n > maxBody {
+		return io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // appendParams parses a form-encoded string (a=1&b=2) onto ps.

@@ -56,16 +56,24 @@ func appendStringToSign(dst []byte, method string, ps params) []byte {
 // "%XY" encoded again; hex digits are unreserved).
 func appendPercentEncodeTwice(dst []byte, s string) []byte {
 	const hexDigits = "0123456789ABCDEF"
+	start := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			dst = append(dst, c)
-		} else {
+		if c := s[i]; !unreserved[c] {
+			dst = append(dst, s[start:i]...) // the run of unreserved bytes before it
 			dst = append(dst, '%', '2', '5', hexDigits[c>>4], hexDigits[c&15])
+			start = i + 1
 		}
 	}
-	return dst
+	return append(dst, s[start:]...)
 }
+
+// unreserved are RFC 3986's unreserved bytes: A-Z a-z 0-9 - _ . ~
+var unreserved = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+	}
+	return t
+}()
 
 // StringToSign returns the StringToSign of a request with the given method
 // and parameters (exported for tests and debugging).
@@ -111,21 +119,18 @@ func sign(httpMethod, sigMethod, secret string, ps params) string {
 // made with the key, and returns the StringToSign for the error message.
 // The comparison is constant-time.
 func verifySignature(httpMethod, sigMethod string, key *key, ps params, given string) (bool, string) {
-	mac := key.mac(sigMethod)
-	if mac == nil {
+	sg := key.signer(sigMethod)
+	if sg == nil {
 		return false, ""
 	}
-	defer key.putMAC(sigMethod, mac)
-	var buf [1024]byte
-	sts := appendStringToSign(buf[:0], httpMethod, ps)
-	mac.Write(sts)
-	var sum [sha256.Size]byte
-	var enc [base64Len]byte
-	want := base64.StdEncoding.AppendEncode(enc[:0], mac.Sum(sum[:0]))
+	defer key.putSigner(sigMethod, sg)
+	sg.sts = appendStringToSign(sg.sts[:0], httpMethod, ps)
+	sg.mac.Write(sg.sts)
+	want := base64.StdEncoding.AppendEncode(sg.enc[:0], sg.mac.Sum(sg.sum[:0]))
 	if subtle.ConstantTimeCompare(want, []byte(given)) == 1 {
 		return true, ""
 	}
-	return false, string(sts)
+	return false, string(sg.sts)
 }
 
 // base64Len is the length of a base64-encoded SHA-256 (the longest MAC).
