@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,22 @@ func TestLatencyMediansOfRounds(t *testing.T) {
 	}
 	if l.P99[0] != 80*time.Millisecond {
 		t.Fatal("String sorted the rounds in place")
+	}
+}
+
+// The steal share comes from /proc/stat's eighth column, over the first
+// eight (guest time is already within user time).
+func TestCPULineTicks(t *testing.T) {
+	steal, total, ok := cpuLineTicks("cpu  601096 329 48337 2654646 7093 0 10478 10405 0 0")
+	if !ok || steal != 10405 || total != 601096+329+48337+2654646+7093+10478+10405 {
+		t.Errorf("got steal %d total %d ok %v", steal, total, ok)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3", "cpu 1 2 3 4 5 6 7 x"} {
+		if _, _, ok := cpuLineTicks(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if _, _, ok := machineTicks(); !ok && runtime.GOOS == "linux" {
+		t.Error("this machine's /proc/stat did not parse")
 	}
 }

@@ -350,6 +350,10 @@ type row struct {
 	// same round: the rounds are paired, so a slow spell of the machine that
 	// hits every target in one round does not move the ratio.
 	Ratio, CPURatio map[string]float64 `json:",omitempty"`
+	// StealMax is the largest share (%) of the machine's CPU time the
+	// hypervisor took in one round (/proc/stat's steal): a round with a
+	// lot of it measured a slower machine than its pair did.
+	StealMax float64
 }
 
 // delivery is what subscribers received of what they should have, over rounds.
@@ -415,9 +419,17 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 				preps[t.name], prep = p, p
 			}
 			cpu0 := t.cpuSeconds()
+			steal0, total0, stealOK := machineTicks()
 			out := sc.round(t, o, prep)
 			if used := t.cpuSeconds() - cpu0; out.ops > 0 && used > 0 {
 				cpu[round][t.name] = used * 1e6 / out.ops
+			}
+			if steal1, total1, ok := machineTicks(); stealOK && ok && total1 > total0 {
+				share := 100 * float64(steal1-steal0) / float64(total1-total0)
+				r.StealMax = max(r.StealMax, share)
+				if share >= 1 {
+					out.note = joinNonEmpty(out.note, fmt.Sprintf("steal %.0f%%", share))
+				}
 			}
 			values[round][t.name] = out.value
 			r.Failures[t.name] += out.failures
@@ -570,6 +582,11 @@ func report(w io.Writer, rows []row, targets []*target) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	for _, r := range rows {
+		if r.StealMax >= 1 {
+			fmt.Fprintf(w, "%s: up to %.0f%% of the CPU time of a round was stolen by the hypervisor: its ratios are less sure\n", r.Scenario, r.StealMax)
+		}
+	}
 	for _, r := range rows {
 		for _, t := range targets {
 			if d := r.Delivery[t.name]; d != nil {

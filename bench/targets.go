@@ -488,6 +488,40 @@ func statTicks(b []byte) (int64, bool) {
 	return utime + stime, err1 == nil && err2 == nil
 }
 
+// machineTicks reads, from /proc/stat's "cpu" line, the ticks the machine's
+// CPUs spent in all states and those stolen by the hypervisor (time this
+// virtual machine was ready to run and did not). ok is false where there
+// is no /proc/stat.
+func machineTicks() (steal, total int64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return cpuLineTicks(string(line))
+}
+
+// cpuLineTicks parses /proc/stat's first line for machineTicks.
+func cpuLineTicks(line string) (steal, total int64, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		if i < 8 { // user nice system idle iowait irq softirq steal (guest time is within user)
+			total += n
+		}
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total, true
+}
+
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux
 // for every architecture Go supports.
 const clockTicks = 100
