@@ -25,22 +25,23 @@ const (
 // levels counts a topic's or filter's levels, in one pass.
 func levels(t string) int { return strings.Count(t, "/") + 1 }
 
-// limitPacket applies the limits to a packet a client sent. It returns the
-// packet Mochi is to process, and false if the connection must close.
-func (h *Hook) limitPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, bool) {
+// limitPacket applies the limits to a packet a client sent, changing it
+// into the packet Mochi is to process. It returns false if the connection
+// must close. (The packet is 800 bytes: it is not copied on the way.)
+func (h *Hook) limitPacket(cl *mqtt.Client, pk *packets.Packet) bool {
 	max := h.cfg.MaxTopicLevels
 	v5 := cl.Properties.ProtocolVersion >= 5
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		if pk.Connect.WillFlag && levels(pk.Connect.WillTopic) > max {
-			return pk, false
+			return false
 		}
 	case packets.Publish:
 		if levels(pk.TopicName) <= max {
-			return pk, true
+			return true
 		}
 		if !v5 {
-			return pk, false
+			return false
 		}
 		if pk.FixedHeader.Qos > 0 {
 			typ := packets.Puback
@@ -60,20 +61,20 @@ func (h *Hook) limitPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			}
 		}
 	}
-	return pk, true
+	return true
 }
 
 // limitSubscribe refuses the filters of a SUBSCRIBE that are too deep, or
 // past the client's subscription limit: Mochi answers them with the code
 // set in Refused (0x8F, 0x97; 0x80 for MQTT 3.1.1), and never walks them.
-func (h *Hook) limitSubscribe(cl *mqtt.Client, pk packets.Packet, v5 bool) (packets.Packet, bool) {
+func (h *Hook) limitSubscribe(cl *mqtt.Client, pk *packets.Packet, v5 bool) bool {
 	have := cl.State.Subscriptions.Len()
 	filters := make(packets.Subscriptions, len(pk.Filters)) // Mochi's slice is the client's packet: not edited in place
 	copy(filters, pk.Filters)
 	for i, f := range filters {
 		if levels(f.Filter) > h.cfg.MaxTopicLevels {
 			if !v5 {
-				return pk, false
+				return false
 			}
 			filters[i].Refused = packets.ErrTopicFilterInvalid.Code
 			continue
@@ -88,5 +89,5 @@ func (h *Hook) limitSubscribe(cl *mqtt.Client, pk packets.Packet, v5 bool) (pack
 		have++
 	}
 	pk.Filters = filters
-	return pk, true
+	return true
 }

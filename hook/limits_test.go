@@ -105,7 +105,8 @@ func FuzzTopicLevels(f *testing.F) {
 		h := &Hook{cfg: Config{MaxTopicLevels: max, MaxSubscriptions: 1000}}
 		cl := &mqtt.Client{}
 		cl.Properties.ProtocolVersion = 4
-		_, ok := h.limitPacket(cl, publish(topic, 0, 0, ""))
+		pk := publish(topic, 0, 0, "")
+		ok := h.limitPacket(cl, &pk)
 		if want := len(strings.Split(topic, "/")) <= max; ok != want {
 			t.Fatalf("limit %d, %d levels: passed %v", max, levels(topic), ok)
 		}

@@ -366,7 +366,7 @@ func (c *client) index(id uint16, ref msgRef) {
 // serverToClient reports whether a packet Mochi completes or drops belongs
 // to a delivery to the client (not to the client's own publish, whose
 // PUBACK Mochi builds and stamps, or whose PUBREL the client sends).
-func serverToClient(pk packets.Packet) bool {
+func serverToClient(pk *packets.Packet) bool {
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
 		return pk.Created == 0
@@ -377,12 +377,12 @@ func serverToClient(pk packets.Packet) bool {
 }
 
 // OnQosComplete forgets a delivery the client acknowledged.
-func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.settle(cl, pk) }
+func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.settle(cl, &pk) }
 
 // OnQosDropped forgets a delivery Mochi dropped (expired, refused).
-func (h *Hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.settle(cl, pk) }
+func (h *Hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.settle(cl, &pk) }
 
-func (h *Hook) settle(cl *mqtt.Client, pk packets.Packet) {
+func (h *Hook) settle(cl *mqtt.Client, pk *packets.Packet) {
 	if !serverToClient(pk) {
 		return
 	}

@@ -15,8 +15,7 @@ import (
 // drops them without asking hooks, and without acknowledging them): it
 // handles $SYS/uploadToken, and answers the others as denied publishes.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	pk, ok := h.limitPacket(cl, pk)
-	if !ok {
+	if !h.limitPacket(cl, &pk) {
 		return pk, packets.ErrRejectPacket // Mochi closes the connection
 	}
 	if pk.FixedHeader.Type == packets.Connect && pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
