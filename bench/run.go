@@ -424,11 +424,12 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 			if used := t.cpuSeconds() - cpu0; out.ops > 0 && used > 0 {
 				cpu[round][t.name] = used * 1e6 / out.ops
 			}
+			stealNote := "" // in the round's line only: the notes are the scenario's own figures
 			if steal1, total1, ok := machineTicks(); stealOK && ok && total1 > total0 {
 				share := 100 * float64(steal1-steal0) / float64(total1-total0)
 				r.StealMax = max(r.StealMax, share)
 				if share >= 1 {
-					out.note = joinNonEmpty(out.note, fmt.Sprintf("steal %.0f%%", share))
+					stealNote = fmt.Sprintf("steal %.0f%%", share)
 				}
 			}
 			values[round][t.name] = out.value
@@ -453,7 +454,7 @@ func runScenario(sc scenario, targets []*target, o *options, log io.Writer) row 
 				}
 				r.Delivery[t.name].add(out)
 			}
-			fmt.Fprintf(log, "%-26s %-16s round %d: %10.1f %s %s\n", sc.name, t.name, round+1, out.value, sc.unit, joinNonEmpty(out.note, failNote(out.failures)))
+			fmt.Fprintf(log, "%-26s %-16s round %d: %10.1f %s %s\n", sc.name, t.name, round+1, out.value, sc.unit, joinNonEmpty(out.note, failNote(out.failures), stealNote))
 		}
 	}
 	r.median, r.Ratio = summarize(values)
