@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -275,10 +276,11 @@ func startTokenmqSplit() (*target, error) {
 		api: apiClient("http://" + tv["api"])}, nil
 }
 
-// floorAnswer is the net-http target's QueryToken answer, the size of
-// tokenmq's for the bench's token.
-var floorAnswer = []byte(`{"RequestId":"0123456789abcdef0123456789abcdef","TokenStatus":true,"TokenId":"0123456789abcdef",` +
-	`"Resources":["bench/#"],"Actions":["R"],"ExpireTime":1796169600000,"Valid":true}`)
+// floorAnswer is the net-http target's QueryToken answer: tokenmq's
+// answer for the bench's token (api.QueryTokenResponse, with IDs of the
+// same lengths), encoded once.
+var floorAnswer, _ = json.Marshal(api.QueryTokenResponse{RequestId: "0AF4C3E2-5B6D-4E7F-8A9B-0C1D2E3F4A5B", TokenStatus: true,
+	TokenId: "0123456789abcdef0123456789abcdef", Actions: "R", Resources: "bench/#", ExpireTime: 1796169600000, AccessKeyId: adminID})
 
 // startNetHTTP starts the net-http target (the QueryToken scenarios' floor).
 func startNetHTTP() (*target, error) {
