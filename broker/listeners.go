@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -243,41 +242,53 @@ func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn, dea
 }
 
 // readConnect reads one MQTT packet that must be a CONNECT of at most max
-// bytes, growing its buffer only as the bytes arrive.
+// bytes, and returns it with whatever arrived behind it in the same reads
+// (the caller replays all of it). A socket still waiting holds a 16-byte
+// buffer; the CONNECT's own buffer is allocated, at its exact size, once
+// its length is known. Usually two reads: the head, then the rest.
 func readConnect(r io.Reader, max uint32) ([]byte, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
+	head := make([]byte, 16)
+	got, err := io.ReadAtLeast(r, head, 1)
+	if err != nil {
 		return nil, err
 	}
-	if hdr[0] != 0x10 {
-		return nil, fmt.Errorf("first packet of type %d, not CONNECT", hdr[0]>>4)
+	if head[0] != 0x10 {
+		return nil, fmt.Errorf("first packet of type %d, not CONNECT", head[0]>>4)
 	}
-	n, mult, i := 0, 1, 1
+	n, mult, i := 0, 1, 1 // remaining length, its varint's multiplier, the byte being read
 	for ; ; i++ {
-		if i == len(hdr) {
+		if i == 5 {
 			return nil, errors.New("malformed remaining length")
 		}
-		if _, err := io.ReadFull(r, hdr[i:i+1]); err != nil {
-			return nil, err
+		if i == got {
+			m, err := io.ReadAtLeast(r, head[got:], 1)
+			if err != nil {
+				return nil, err
+			}
+			got += m
 		}
-		n += int(hdr[i]&0x7f) * mult
+		n += int(head[i]&0x7f) * mult
 		mult *= 128
-		if hdr[i]&0x80 == 0 {
+		if head[i]&0x80 == 0 {
 			break
 		}
 	}
 	if max > 0 && uint32(n) > max {
 		return nil, fmt.Errorf("CONNECT of %d bytes, over max_packet_size", n)
 	}
-	var buf bytes.Buffer
-	buf.Write(hdr[:i+1])
-	if m, err := buf.ReadFrom(io.LimitReader(r, int64(n))); err != nil || m != int64(n) {
-		if err == nil {
+	total := i + 1 + n
+	if total <= got {
+		return head[:got], nil
+	}
+	buf := make([]byte, total)
+	copy(buf, head[:got])
+	if _, err := io.ReadFull(r, buf[got:]); err != nil {
+		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // prefixConn replays the bytes read before Mochi took the connection.
