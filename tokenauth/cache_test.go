@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenmq/tokenmq/acl"
 	"github.com/tokenmq/tokenmq/internal/testkit"
 	"github.com/tokenmq/tokenmq/token"
 )
@@ -249,5 +250,41 @@ func TestCompiledACLsAreShared(t *testing.T) {
 	}
 	if g3.ACL() == g1.ACL() || g3.ACL().Match("b/x") || !g1.ACL().Match("b/x") || !g3.ACL().Match("/x") {
 		t.Fatal("different resources share an ACL")
+	}
+}
+
+// A ${clientid} list is expanded per connection for every token that has
+// it, the second compiled from the shared entry as much as the first.
+func TestSharedTemplateStaysTemplated(t *testing.T) {
+	exp := time.Now().Add(time.Hour)
+	for i := range 2 {
+		g, err := newGrant(token.Grant{TokenID: token.ID{byte(10 + i)}, Resources: []string{"shared/${clientid}/#"}, ExpireTime: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := g.ACLFor("dev-1"); a == nil || !a.Match("shared/dev-1/x") || a.Match("shared/dev-2/x") {
+			t.Fatalf("token %d: ${clientid} not expanded for the connection", i+1)
+		}
+	}
+}
+
+// Two lists whose hashes collide never share an ACL: the entry under a
+// list's hash is used only if it was compiled from that list.
+func TestCompiledACLsCollision(t *testing.T) {
+	wide, err := acl.Compile([]string{"#"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow := []string{"collide/a/+"}
+	compiledACLs.Add(listHash(narrow), compiledACL{resources: []string{"#"}, acl: wide}) // another list, same hash
+	e, err := compile(narrow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := e.acl; a == wide || a.Match("other/topic") || !a.Match("collide/a/b") {
+		t.Fatal("a list got the ACL of another list with the same hash")
+	}
+	if again, _ := compile(narrow); again.acl != e.acl {
+		t.Fatal("the list's own ACL was not kept")
 	}
 }
