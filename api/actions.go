@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenmq/tokenmq/acl"
+	"github.com/tokenmq/tokenmq/internal/deadline"
 	"github.com/tokenmq/tokenmq/token"
 	"github.com/tokenmq/tokenmq/tokenauth"
 )
@@ -309,9 +310,9 @@ func (h *Handler) getURocketMQToken(ctx context.Context, ps params) (*URocketMQT
 		errors.As(err, &pe)
 		return nil, &UCloudError{RetBadParameter, "TokenId " + pe.Msg}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	rec, err := h.svc.Get(ctx, inst, id)
+	dctx := deadline.WithTimeout(ctx, defaultActionTimeout)
+	defer dctx.Release()
+	rec, err := h.svc.Get(dctx, inst, id)
 	if errors.Is(err, token.ErrNotFound) {
 		return nil, &UCloudError{RetTokenNotFound, "no token " + id.String() + " in ServiceId " + strconv.Quote(inst)}
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenmq/tokenmq/internal/deadline"
 	"github.com/tokenmq/tokenmq/token"
 )
 
@@ -271,8 +272,8 @@ func (h *Handler) serveRPC(r *http.Request, ps params, name, requestID string) (
 	if timeout == 0 {
 		timeout = defaultActionTimeout
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
+	ctx := deadline.WithTimeout(r.Context(), timeout) // no timer unless the store waits on it
+	defer ctx.Release()
 	return act.run(h, ctx, &call{ps: ps, key: key, requestID: requestID})
 }
 

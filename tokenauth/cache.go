@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/tokenmq/tokenmq/acl"
+	"github.com/tokenmq/tokenmq/internal/deadline"
 	"github.com/tokenmq/tokenmq/token"
 )
 
@@ -335,8 +336,8 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, tok string) (*cacheEntry,
 // of any one caller's context (others may be waiting on it).
 func (c *Cache) call(tok string) (*cacheEntry, error) {
 	c.calls.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
-	defer cancel()
+	ctx := deadline.WithTimeout(context.Background(), c.cfg.QueryTimeout) // no timer for a store that does not wait
+	defer ctx.Release()
 	start := time.Now()
 	g, err := c.v.Validate(ctx, c.instance, tok)
 	took := time.Since(start)
