@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -42,8 +43,11 @@ func TestSessionLookupWithAndWithoutSlot(t *testing.T) {
 					t.Errorf("read %q = %v, want %v", topic, got, want)
 				}
 			}
-			if !r.h.OnACLCheck(cl, "fleet/b/telemetry", true) || r.h.OnACLCheck(cl, "fleet/b/cmd", true) {
-				t.Error("publish rights wrong")
+			if _, err := r.h.OnPublish(cl, publish("fleet/b/telemetry", 0, 0, "")); err != nil {
+				t.Errorf("allowed publish: %v", err)
+			}
+			if _, err := r.h.OnPublish(cl, publish("fleet/b/cmd", 0, 0, "")); !errors.Is(err, packets.ErrRejectPacket) {
+				t.Errorf("denied publish: %v, want it rejected", err)
 			}
 			if r.h.Sessions() != 1 {
 				t.Errorf("Sessions() = %d, want 1", r.h.Sessions())

@@ -15,21 +15,14 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if c.parked.Load() { // an offline persistent session: a delivery to its queue
 		return !write && h.mayQueue(c, topic)
 	}
-	r := c.Rights()
 	if write {
-		// A publish by topic alias arrives here with topic ""; v3.1.1 denials
-		// must be acknowledged, not disconnected (Mochi's choice). Both are
-		// judged in OnPublish, which sees the resolved topic.
-		if topic == "" || cl.Properties.ProtocolVersion < 5 {
-			return true
-		}
-		if r.Writable(topic) {
-			return true
-		}
-		h.obs.ACLDenied("publish")
-		return false
+		// Every publish is judged once, in OnPublish, which sees the topic
+		// a topic alias stands for (here it is ""), and answers a denial as
+		// SPEC §3.2 says: v3.1.1 acknowledged (Mochi would disconnect), v5
+		// with 0x87 (as Mochi would).
+		return true
 	}
-	if r.Readable(topic) {
+	if c.Rights().Readable(topic) {
 		return true
 	}
 	h.obs.ACLDenied("subscribe") // or a delivery after the rights shrank
