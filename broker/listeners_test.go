@@ -2,11 +2,18 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/tokenmq/tokenmq/hook"
 )
 
 // chunkReader hands out its bytes in the sizes it is given, one Read each
@@ -124,5 +131,69 @@ func TestReadConnectRefuses(t *testing.T) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// connectWithKeepAlive is a v3.1.1 CONNECT of client "k" with keep-alive ka.
+func connectWithKeepAlive(ka uint16) []byte {
+	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, byte(ka >> 8), byte(ka), 0, 1, 'k'}
+	return append([]byte{0x10, byte(len(body))}, body...)
+}
+
+func TestConnectKeepAlive(t *testing.T) {
+	for _, ka := range []uint16{0, 1, 60, 65535} {
+		if got, ok := connectKeepAlive(connectWithKeepAlive(ka)); !ok || got != ka {
+			t.Errorf("keep-alive %d read as %d, %v", ka, got, ok)
+		}
+	}
+	v5 := []byte{0x10, 0x80, 0x01, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30} // a two-byte remaining length
+	if got, ok := connectKeepAlive(v5); !ok || got != 30 {
+		t.Errorf("two-byte length: %d, %v", got, ok)
+	}
+	for _, short := range [][]byte{{0x10}, {0x10, 0x05, 0, 4, 'M'}, {0x10, 10, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0}, {0x10, 0x80, 0x80, 0x80, 0x80}} {
+		if _, ok := connectKeepAlive(short); ok {
+			t.Errorf("%v: a keep-alive read from a packet too short for one", short)
+		}
+	}
+}
+
+// TCP keep-alive is on for exactly the connections whose CONNECT asks for
+// no MQTT Keep Alive, on the sockets the broker's listeners accept.
+func TestTCPKeepAliveOnlyWithoutMQTTKeepAlive(t *testing.T) {
+	ln, err := mqttListenConfig.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listener{id: "tcp", protocol: "tcp", ln: ln, connectTimeout: 5 * time.Second, log: slog.New(slog.DiscardHandler)}
+	got := make(chan int, 1)
+	go l.Serve(func(_ string, c net.Conn) error {
+		raw := c.(*hook.Conn).Conn.(*prefixConn).Conn.(*limitedConn).Conn.(*net.TCPConn)
+		sc, err := raw.SyscallConn()
+		if err != nil {
+			return err
+		}
+		v := -1
+		_ = sc.Control(func(fd uintptr) { v, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) })
+		got <- v
+		return nil
+	})
+	defer l.Close(func(string) {})
+	for _, ka := range []uint16{0, 30} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(connectWithKeepAlive(ka)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if want := map[bool]int{true: 1, false: 0}[ka == 0]; v != want {
+				t.Errorf("MQTT keep-alive %d: SO_KEEPALIVE = %d, want %d", ka, v, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("connection not handed over")
+		}
+		c.Close()
 	}
 }

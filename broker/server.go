@@ -366,12 +366,11 @@ func (s *Server) startBroker(ctx context.Context) error {
 		return float64(n)
 	})
 	s.log.Debug("connection limit", "max_connections", s.connLimit.max)
-	var lc net.ListenConfig
 	bind := func(protocol, addr string, wrap func(net.Listener) net.Listener) error {
 		if addr == "" {
 			return nil
 		}
-		ln, err := lc.Listen(ctx, "tcp", addr)
+		ln, err := mqttListenConfig.Listen(ctx, "tcp", addr)
 		if err != nil {
 			return fmt.Errorf("mqtt %s listener: %w", protocol, err)
 		}
