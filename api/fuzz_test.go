@@ -210,3 +210,21 @@ func refApplyValid(resources, actions, expire, name string, now time.Time) bool 
 	}
 	return ms <= 1<<53 && time.UnixMilli(ms).Sub(now) >= time.Minute
 }
+
+// FuzzParseTimestamp: parseTimestamp accepts exactly what time.Parse
+// accepts in timestampLayout at that layout's length, with the same time.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{"2026-12-02T16:19:27Z", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
+		"2026-12-31T23:59:60Z", "2026-12-02T24:00:00Z", "0000-01-01T00:00:00Z", "2026-12-02T16:19:27.5Z", "2026-12-02 16:19:27Z",
+		"2026-1a-02T16:19:27Z", "+026-12-02T16:19:27Z", "2026-12-00T16:19:27Z", "2026-04-31T16:19:27Z", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseTimestamp(s)
+		want, err := time.Parse(timestampLayout, s)
+		wantOK := err == nil && len(s) == len(timestampLayout)
+		if ok != wantOK || ok && !got.Equal(want) {
+			t.Fatalf("%q: parseTimestamp = %v, %v; time.Parse = %v, %v", s, got, ok, want, err)
+		}
+	})
+}
