@@ -1,17 +1,20 @@
 package hook
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tokenmq/tokenmq/token"
 )
 
 // BenchmarkOnACLCheck is the hot path as Mochi calls it: the client lookup
-// by *mqtt.Client plus the check against a 100-resource token, for a
+// by *mqtt.Client plus the check against a 100-resource token (for a
+// publish, OnACLCheck and then OnPublish, which judges it), for a
 // client on tokenmq's listeners (state in the connection's slot) and on
 // others (state in the map, among 1,000).
 func BenchmarkOnACLCheck(b *testing.B) {
@@ -37,18 +40,38 @@ func BenchmarkOnACLCheck(b *testing.B) {
 		for _, tc := range []struct {
 			name  string
 			topic string
-			write bool
 			want  bool
 		}{
-			{"publish-allowed", "fleet/site-37/pump-9/telemetry", true, true},
-			{"deliver-allowed", "fleet/site-12/device-12/cmd/valve/open", false, true},
-			{"publish-denied", "fleet/site-99/pump-9/telemetry", true, false},
+			{"deliver-allowed", "fleet/site-12/device-12/cmd/valve/open", true},
+			{"deliver-denied", "fleet/site-99/device-12/cmd/valve/open", false},
 		} {
 			b.Run(lookup+"/"+tc.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if r.h.OnACLCheck(cl, tc.topic, tc.write) != tc.want {
+					if r.h.OnACLCheck(cl, tc.topic, false) != tc.want {
 						b.Fatal("wrong answer")
+					}
+				}
+			})
+		}
+		// A publish is judged in OnPublish (OnACLCheck answers it true).
+		for _, tc := range []struct {
+			name  string
+			topic string
+			want  error
+		}{
+			{"publish-allowed", "fleet/site-37/pump-9/telemetry", nil},
+			{"publish-denied", "fleet/site-99/pump-9/telemetry", packets.ErrRejectPacket},
+		} {
+			pk := publish(tc.topic, 0, 0, "")
+			b.Run(lookup+"/"+tc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if !r.h.OnACLCheck(cl, tc.topic, true) {
+						b.Fatal("OnACLCheck refused a publish")
+					}
+					if _, err := r.h.OnPublish(cl, pk); !errors.Is(err, tc.want) {
+						b.Fatalf("OnPublish: %v, want %v", err, tc.want)
 					}
 				}
 			})
