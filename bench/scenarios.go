@@ -105,6 +105,7 @@ func (t *target) issue(n int, resources []string, actions string, prefix string)
 // used once and the round ends early when they run out).
 func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh bool) outcome {
 	var next, ok, failed atomic.Int64
+	var ranOut atomic.Bool
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -116,6 +117,7 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 			for time.Now().Before(deadline) {
 				i := next.Add(1) - 1
 				if fresh && int(i) >= len(creds) {
+					ranOut.Store(true)
 					return
 				}
 				c := creds[int(i)%len(creds)]
@@ -142,6 +144,9 @@ func connectRound(t *target, creds []cred, workers int, d time.Duration, fresh b
 		slices.Sort(all)
 		out.p50, out.p99 = all[len(all)/2], all[len(all)*99/100]
 		out.note = fmt.Sprintf("CONNACK p50 %.1f ms, p99 %.1f ms", ms(out.p50), ms(out.p99))
+	}
+	if ranOut.Load() && el < d {
+		out.note += fmt.Sprintf("; new tokens ran out after %.1f s of %.1f s", el.Seconds(), d.Seconds())
 	}
 	return out
 }
