@@ -7,24 +7,27 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// OnPacketSent counts what the client has been sent (its drain rate), and
-// re-checks a resumed session's messages once its CONNACK is out and
-// before Mochi resends them.
+// OnPacketSent sees a client's CONNACK go out: it re-checks a resumed
+// session's messages before Mochi resends them, and ends a takeover. It is
+// provided only while some client awaits its CONNACK (Provides).
 func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Connack {
+		return
+	}
 	c := h.client(cl)
 	if c == nil {
 		return
 	}
-	c.sent.Add(1)
-	if pk.FixedHeader.Type == packets.Connack {
-		h.adopt(c, pk.SessionPresent)
-		if pk.SessionPresent {
-			h.resume(c)
-		}
-		if old := c.supersedes; old != nil { // the session is this client's now
-			c.supersedes = nil
-			h.forget(old)
-		}
+	if c.awaitingConnack.CompareAndSwap(true, false) {
+		h.connacks.Add(-1)
+	}
+	h.adopt(c, pk.SessionPresent)
+	if pk.SessionPresent {
+		h.resume(c)
+	}
+	if old := c.supersedes; old != nil { // the session is this client's now
+		c.supersedes = nil
+		h.forget(old)
 	}
 }
 

@@ -30,10 +30,12 @@ func TestOnPublishDroppedBackpressure(t *testing.T) {
 	}
 	// A draining one: 100 packets in the last 60 ms (>1000/s). Pause.
 	c.drainMu.Lock()
-	c.drainAt, c.drainCount = time.Now().Add(-60*time.Millisecond), c.sent.Load()
+	c.drainAt, c.drainCount = time.Now().Add(-60*time.Millisecond), cl.PacketsSent()
 	c.drainMu.Unlock()
 	for range 100 {
-		r.h.OnPacketSent(cl, pk, nil)
+		if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingresp}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if d := timed(); d < 30*time.Millisecond {
 		t.Fatalf("paused only %v for a draining subscriber", d)

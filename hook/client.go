@@ -21,9 +21,8 @@ type client struct {
 	h  *Hook
 	cl *mqtt.Client
 
-	// Delivery progress, for QoS 0 backpressure: packets written to the
-	// client, and a snapshot of that count to measure its drain rate.
-	sent        atomic.Int64
+	// Delivery progress, for QoS 0 backpressure: a snapshot of the count
+	// of packets written to the client, to measure its drain rate.
 	drainMu     sync.Mutex
 	drainAt     time.Time
 	drainCount  int64
@@ -34,11 +33,14 @@ type client struct {
 	// messages in flight or queued for it (packet ID -> message), which
 	// orders a resumed session's queue, gives an alias-only packet its
 	// topic back and names the message's durable record.
-	persistent  bool
-	parked      atomic.Bool
-	connectedAt int64 // Unix ms: when the connection that last used the session started
-	qmu         sync.Mutex
-	queue       map[uint16]msgRef
+	persistent bool
+	parked     atomic.Bool
+	// awaitingConnack: counted in the hook's connacks until its CONNACK is
+	// written or the client is forgotten.
+	awaitingConnack atomic.Bool
+	connectedAt     int64 // Unix ms: when the connection that last used the session started
+	qmu             sync.Mutex
+	queue           map[uint16]msgRef
 	// A takeover or resume in progress: the client that takes this one's
 	// session over (guarded by qmu), and on that one, the client it takes
 	// over until its CONNACK is out.
@@ -129,7 +131,7 @@ func (c *client) draining(now time.Time, minRate float64) bool {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
 	if el := now.Sub(c.drainAt); el >= 50*time.Millisecond {
-		n := c.sent.Load()
+		n := c.cl.PacketsSent()
 		if !c.drainAt.IsZero() {
 			c.drainPerSec = float64(n-c.drainCount) / el.Seconds()
 		}

@@ -26,6 +26,8 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return mochiCode(ref.Code)
 	}
 	c.Session = s
+	c.awaitingConnack.Store(true)
+	h.connacks.Add(1) // before Mochi writes the CONNACK: OnPacketSent is provided for it
 	h.clients.Store(cl, c)
 	if sl := slot(cl); sl != nil {
 		sl.Store(c)
@@ -80,6 +82,9 @@ func (h *Hook) forget(cl *mqtt.Client) {
 	}
 	c := v.(*client)
 	c.End()
+	if c.awaitingConnack.CompareAndSwap(true, false) { // its CONNACK was never written
+		h.connacks.Add(-1)
+	}
 	if c.persistent {
 		h.persistent.Add(-1)
 		if c.parked.Load() {

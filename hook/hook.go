@@ -57,15 +57,19 @@ type Hook struct {
 	log    *slog.Logger
 
 	clients sync.Map // *mqtt.Client -> *client
-	provide [256]bool
+	provide [256]provision
 
 	// Persistent sessions: how many there are (online or parked; with none,
 	// publishes skip the offline-queue work), tickets of publishes whose
 	// durable records are written, sessions read back at start, and a
 	// sequence for in-memory ordering.
-	persistent    atomic.Int64
-	parkedN       atomic.Int64
-	tickets       sync.Map // uint64 -> *ticket
+	persistent atomic.Int64
+	parkedN    atomic.Int64
+	tickets    sync.Map     // uint64 -> *ticket
+	ticketsN   atomic.Int64 // entries in tickets
+	// connacks counts the clients the hook knows whose CONNACK it has not
+	// seen yet: OnPacketSent is needed only for those.
+	connacks      atomic.Int64
 	ticketSeq     atomic.Uint64
 	memSeq        atomic.Uint64
 	restoreMu     sync.Mutex
@@ -108,13 +112,20 @@ func New(server *mqtt.Server, auth *tokenauth.Authority, cfg Config) (*Hook, err
 	h := &Hook{cfg: cfg, server: server, auth: auth, obs: auth.Observer(), log: log, stop: make(chan struct{})}
 	h.willer = server.NewClient(nil, "local", "$tokenmq-will", true)
 	for _, e := range provided {
-		h.provide[e] = true
+		h.provide[e] = always
 	}
 	if cfg.Store != nil {
 		for _, e := range providedWithStore {
-			h.provide[e] = true
+			h.provide[e] = always
 		}
 	}
+	for _, e := range []byte{mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped} {
+		h.provide[e] = whilePersistent
+	}
+	for _, e := range []byte{mqtt.OnSelectSubscribers, mqtt.OnPublished} {
+		h.provide[e] = whileTickets
+	}
+	h.provide[mqtt.OnPacketSent] = whileConnacks
 	return h, nil
 }
 
@@ -123,17 +134,54 @@ func (h *Hook) ID() string { return "tokenmq-auth" }
 
 // Provides implements mqtt.Hook: exactly the events the hook handles
 // (Mochi asks before every hook call, several times per delivery, so it is
-// a table).
-func (h *Hook) Provides(b byte) bool { return h.provide[b] }
+// a table). Some are needed only while there is something for them to do,
+// and Mochi (the fork) skips them, and the packet copies their calls
+// make, while there is not:
+//   - OnQosPublish, OnQosComplete, OnQosDropped index the deliveries of
+//     persistent sessions, so only while one exists (it is counted before
+//     its CONNACK, so before anything can be delivered to it, and until
+//     the hook forgets it);
+//   - OnSelectSubscribers and OnPublished find a publish's ticket, so only
+//     while a ticket exists (counted before OnPublish returns it);
+//   - OnPacketSent sees CONNACKs, so only while a client the hook knows
+//     has not had its CONNACK (counted before Mochi writes it; a CONNACK
+//     never written is uncounted when the client is forgotten). The drain
+//     rate of QoS 0 backpressure is Mochi's per-client packet count.
+//
+// A count that is wrong can only be too high, which costs a call.
+func (h *Hook) Provides(b byte) bool {
+	switch h.provide[b] {
+	case always:
+		return true
+	case whilePersistent:
+		return h.persistent.Load() > 0
+	case whileTickets:
+		return h.ticketsN.Load() > 0
+	case whileConnacks:
+		return h.connacks.Load() > 0
+	}
+	return false
+}
+
+// provision is when the hook handles an event.
+type provision uint8
+
+const (
+	never provision = iota
+	always
+	whilePersistent
+	whileTickets
+	whileConnacks
+)
 
 // provided are the events the hook always handles; providedWithStore the
-// ones it handles to keep the broker's state on disk.
+// ones it handles to keep the broker's state on disk. New adds those it
+// handles only at times (Provides).
 var (
 	provided = []byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublished, mqtt.OnPacketRead, mqtt.OnWill,
-		mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnSelectSubscribers,
-		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired,
+		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead, mqtt.OnWill,
+		mqtt.OnPublishDropped, mqtt.OnAuthPacket, mqtt.OnClientExpired,
 	}
 	providedWithStore = []byte{
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,

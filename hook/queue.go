@@ -175,6 +175,7 @@ func (h *Hook) prepareRecords(pk *packets.Packet) <-chan error {
 		}))
 	}
 	id := h.ticketSeq.Add(1)
+	h.ticketsN.Add(1) // before the ticket is seen: OnSelectSubscribers and OnPublished are provided for it
 	h.tickets.Store(id, t)
 	pk.Filters = packets.Subscriptions{{Filter: ticketMarker, Identifier: int(id)}}
 	return store.Submit(ops...)
@@ -202,6 +203,7 @@ func (h *Hook) dropTicket(pk *packets.Packet) {
 	if _, loaded := h.tickets.LoadAndDelete(id); !loaded {
 		return
 	}
+	h.ticketsN.Add(-1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if store := h.cfg.Store; store != nil {

@@ -155,6 +155,7 @@ type ClientState struct {
 	open            context.Context    // indicate that the client is open for packet exchange
 	cancelOpen      context.CancelFunc // cancel function for open context
 	outboundQty     int32              // number of messages currently in the outbound queue
+	packetsSent     atomic.Int64       // packets written to the client (PacketsSent)
 	Keepalive       uint16             // the number of seconds the connection can wait
 	ServerKeepalive bool               // keepalive was set by the server
 }
@@ -441,6 +442,11 @@ func (cl *Client) StopTime() int64 {
 	return atomic.LoadInt64(&cl.State.disconnected)
 }
 
+// PacketsSent returns how many packets have been written to the client's
+// connection (fork: a hook measures a client's drain rate by it without
+// handling OnPacketSent for every packet).
+func (cl *Client) PacketsSent() int64 { return cl.State.packetsSent.Load() }
+
 // Closed returns true if client connection is closed.
 func (cl *Client) Closed() bool {
 	return cl.State.open == nil || cl.State.open.Err() != nil
@@ -586,7 +592,9 @@ func (cl *Client) writePacket(pk packets.Packet, more bool) error {
 		pk.Mods.AllowResponseInfo = true // [MQTT-3.1.2-28] we need to know which properties we can encode
 	}
 
-	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
+	if cl.ops.hooks.provides(OnPacketEncode) {
+		pk = cl.ops.hooks.OnPacketEncode(cl, pk)
+	}
 
 	var err error
 	buf := new(bytes.Buffer)
@@ -668,11 +676,14 @@ func (cl *Client) writePacket(pk packets.Packet, more bool) error {
 
 	atomic.AddInt64(&cl.ops.info.BytesSent, n)
 	atomic.AddInt64(&cl.ops.info.PacketsSent, 1)
+	cl.State.packetsSent.Add(1)
 	if pk.FixedHeader.Type == packets.Publish {
 		atomic.AddInt64(&cl.ops.info.MessagesSent, 1)
 	}
 
-	cl.ops.hooks.OnPacketSent(cl, pk, buf.Bytes())
+	if cl.ops.hooks.provides(OnPacketSent) {
+		cl.ops.hooks.OnPacketSent(cl, pk, buf.Bytes())
+	}
 
 	return err
 }

@@ -148,6 +148,20 @@ func (h *Hooks) Provides(b ...byte) bool {
 	return false
 }
 
+// provides is Provides for one event, without the variadic slice: the
+// fork asks it before the calls it makes for every packet or delivery,
+// whose 800-byte packet argument is copied even when no hook handles the
+// event. A hook may answer differently over time (tokenmq's QoS tracking
+// only while persistent sessions exist), so this is asked, not cached.
+func (h *Hooks) provides(b byte) bool {
+	for _, hook := range h.GetAll() {
+		if hook.Provides(b) {
+			return true
+		}
+	}
+	return false
+}
+
 // Add adds and initializes a new hook.
 func (h *Hooks) Add(hook Hook, config any) error {
 	h.Lock()

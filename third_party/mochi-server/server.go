@@ -752,7 +752,9 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		return fmt.Errorf("no valid packet available; %v", pk.FixedHeader.Type)
 	}
 
-	s.hooks.OnPacketProcessed(cl, pk, err)
+	if s.hooks.provides(OnPacketProcessed) {
+		s.hooks.OnPacketProcessed(cl, pk, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -975,7 +977,9 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	// the package as qos=0, and the client receives it as qos=1 or 2.
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
 		s.publishToSubscribers(pk)
-		s.hooks.OnPublished(cl, pk)
+		if s.hooks.provides(OnPublished) {
+			s.hooks.OnPublished(cl, pk)
+		}
 		return nil
 	}
 
@@ -987,7 +991,9 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 
 	if ok := cl.State.Inflight.Set(ack); ok {
 		atomic.AddInt64(&s.Info.Inflight, 1)
-		s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
+		if s.hooks.provides(OnQosPublish) {
+			s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
+		}
 	}
 
 	err = cl.WritePacket(ack)
@@ -1000,11 +1006,15 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 			atomic.AddInt64(&s.Info.Inflight, -1)
 		}
 		cl.State.Inflight.IncreaseReceiveQuota()
-		s.hooks.OnQosComplete(cl, ack)
+		if s.hooks.provides(OnQosComplete) {
+			s.hooks.OnQosComplete(cl, ack)
+		}
 	}
 
 	s.publishToSubscribers(pk)
-	s.hooks.OnPublished(cl, pk)
+	if s.hooks.provides(OnPublished) {
+		s.hooks.OnPublished(cl, pk)
+	}
 
 	return nil
 }
@@ -1123,7 +1133,9 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 
 		if ok := cl.State.Inflight.Set(out); ok { // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
 			atomic.AddInt64(&s.Info.Inflight, 1)
-			s.hooks.OnQosPublish(cl, out, out.Created, 0)
+			if s.hooks.provides(OnQosPublish) {
+				s.hooks.OnQosPublish(cl, out, out.Created, 0)
+			}
 			cl.State.Inflight.DecreaseSendQuota()
 		}
 
@@ -1210,7 +1222,9 @@ func (s *Server) processPuback(cl *Client, pk packets.Packet) error {
 	if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
 		cl.State.Inflight.IncreaseSendQuota()
 		atomic.AddInt64(&s.Info.Inflight, -1)
-		s.hooks.OnQosComplete(cl, pk)
+		if s.hooks.provides(OnQosComplete) {
+			s.hooks.OnQosComplete(cl, pk)
+		}
 	}
 
 	return nil
